@@ -88,6 +88,7 @@ _STEAL_RANK = {RELEASED: 0, SUSTAINED: 1, HELD: 2}
 
 SING_DECODER_HALF_KERNEL_FRAMES = 4  # SING decoder conv kernel 9 -> 4 frames each side (sing.md)
 DEFAULT_LOOP_FRAMES = 64  # frames (~1 s at 16 kHz / 256) of the sustain loop
+LIMITER_ATTACK_SECONDS = 0.002  # s, gain-rider ramp down (a 2 ms ramp, not a step)
 DEFAULT_LOOP_CROSSFADE_HOPS = 8  # hops (128 ms) of equal-power crossfade at each loop
 
 
@@ -316,6 +317,7 @@ class Engine:
         self._silence = 10.0 ** (self.config.silence_threshold_db / 20.0)
         self._end_guard_steps = int(math.ceil(self._steal_samples / hop)) + 1
         self._morph_hops = max(1, int(round(self.config.morph_seconds / self.hop_seconds)))
+        self._limiter_attack_samples = LIMITER_ATTACK_SECONDS * sr
         self._limiter_recovery = 1.0 - math.exp(-self.hop_seconds / self.config.limiter_release_seconds)
 
         # voice slots: max_voices playing + max_voices fading after a steal
@@ -421,7 +423,7 @@ class Engine:
         self._preroll(embedding)
         mono = self._step_voices(embedding)
         mono = self._master(mono)
-        resampled = self._resampler.process(mono)
+        resampled = self._soft_clip(self._resampler.process(mono))
         return np.repeat(resampled[:, None], self.channels, axis=1).astype(np.float32, copy=False)
 
     # ------------------------------------------------------------------ presets and timbre
@@ -716,7 +718,7 @@ class Engine:
         return mix
 
     def _master(self, mono: np.ndarray) -> np.ndarray:
-        """Master gain ramp, per-hop gain rider and soft clipper; ``(hop,)`` float64 -> same."""
+        """Master gain ramp and per-hop gain rider; ``(hop,)`` float64 -> same."""
         hop = self.hop_length_samples
         gain = self._gain + (self._gain_target - self._gain) * self._n / hop
         self._gain = self._gain_target
@@ -724,17 +726,24 @@ class Engine:
         peak = float(np.max(np.abs(x))) if x.size else 0.0
         threshold = self.config.limiter_threshold
         target = min(1.0, threshold / peak) if peak > 0 else 1.0
-        if target < self._limiter_gain:
+        if target < self._limiter_gain:  # attack: reach the target within 2 ms
             new = target
-        else:
+            ramp = np.minimum(self._n / self._limiter_attack_samples, 1.0)
+        else:  # recovery: one-pole toward unity, ramped over the hop
             new = self._limiter_gain + (1.0 - self._limiter_gain) * self._limiter_recovery
-        limiter = self._limiter_gain + (new - self._limiter_gain) * self._n / hop
+            ramp = self._n / hop
+        limiter = self._limiter_gain + (new - self._limiter_gain) * ramp
         self._limiter_gain = new
-        x = x * limiter
+        return x * limiter
+
+    def _soft_clip(self, x: np.ndarray) -> np.ndarray:
+        """Identity below the knee, tanh above it, never beyond 1 (applied at the output rate,
+        after the resampler, whose ringing may overshoot the gain rider's peak)."""
         knee = self.config.limiter_knee
         magnitude = np.abs(x)
         over = magnitude > knee
         if np.any(over):
             soft = knee + (1.0 - knee) * np.tanh((magnitude[over] - knee) / (1.0 - knee))
+            x = x.copy()
             x[over] = np.sign(x[over]) * soft
         return x
