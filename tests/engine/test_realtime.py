@@ -107,6 +107,13 @@ def test_inference_thread_keeps_up_with_a_real_time_callback(synth):
     assert sounding.max(axis=1).min() > 1e-3  # continuous: no gap of silence
 
 
+def test_runner_latency_report_uses_its_block_and_prefill(synth):
+    runner = RealtimeRunner(scripted_engine(synth, 48000), block_size=512, prefill_hops=3)
+    report = runner.latency_report()
+    assert report.block_size == 512 and report.ring_prefill_ms == pytest.approx(48.0 + 512 / 48.0)
+    assert runner.target_fill_frames == 3 * 768 + 512
+
+
 def test_invalid_runner_arguments(synth):
     engine = scripted_engine(synth, 48000)
     with pytest.raises(ValueError, match="block_size"):
