@@ -25,7 +25,8 @@ Policies (documented choices)
   state snapshotted at ``loop_start_index`` and the two are crossfaded (equal power, per sample,
   ``crossfade_hops`` hops); the second stream then becomes the voice. The model is not
   autoregressive, so the loop replays frames it was trained on. After note-off the voice runs on
-  into the model's own learned release while the release envelope fades it.
+  into the model's own learned release while the release envelope fades it. Alternative
+  (``SustainLoop(mode="hold")``): hold ``time_index`` at ``loop_end_index`` while the note is held.
 * **Release**: exponential, -60 dB after the preset's ``release_seconds``; the voice is freed when
   its envelope is below ``silence_threshold_db`` (-80 dB). A voice that would run past the time
   table is faded out over ``steal_fade_seconds``.
@@ -104,17 +105,24 @@ class SustainLoop:
         Time index at which a held voice starts the crossfade back to ``loop_start_index``.
     crossfade_hops : int
         Length of the equal-power crossfade, in hops.
+    mode : {"crossfade", "hold"}
+        ``"crossfade"``: replay ``[loop_start_index, loop_end_index)`` with a crossfade at each
+        turn (default). ``"hold"``: keep feeding ``time_index = loop_end_index`` while the note
+        is held (the LSTM runs on with constant conditioning; no second stream).
     """
 
     loop_start_index: int
     loop_end_index: int
     crossfade_hops: int = DEFAULT_LOOP_CROSSFADE_HOPS
+    mode: str = "crossfade"
 
     def __post_init__(self):
         for name in ("loop_start_index", "loop_end_index", "crossfade_hops"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{name} must be an int, got {value!r}")
+        if self.mode not in ("crossfade", "hold"):
+            raise ValueError(f"mode must be 'crossfade' or 'hold', got {self.mode!r}")
         if self.crossfade_hops < 1:
             raise ValueError(f"crossfade_hops must be >= 1, got {self.crossfade_hops}")
         if self.loop_end_index - self.loop_start_index < self.crossfade_hops:
@@ -123,7 +131,7 @@ class SustainLoop:
                 f"crossfade_hops={self.crossfade_hops} frames long")
 
     @classmethod
-    def for_spec(cls, spec: StreamSpec) -> "SustainLoop":
+    def for_spec(cls, spec: StreamSpec, *, mode: str = "crossfade") -> "SustainLoop":
         """Default loop: ends before the model's learned release, ~1 s long.
 
         The release starts at the NSynth note-off (3 s, ``preroll + 187`` frames) minus the
@@ -135,7 +143,8 @@ class SustainLoop:
         crossfade = DEFAULT_LOOP_CROSSFADE_HOPS
         loop_end = release_index - crossfade
         loop_start = max(spec.preroll_steps, loop_end - DEFAULT_LOOP_FRAMES)
-        return cls(loop_start_index=loop_start, loop_end_index=loop_end, crossfade_hops=crossfade)
+        return cls(loop_start_index=loop_start, loop_end_index=loop_end, crossfade_hops=crossfade,
+                   mode=mode)
 
     def check(self, spec: StreamSpec) -> None:
         """Raise ValueError if the loop does not fit the model's time table."""
@@ -704,8 +713,11 @@ class Engine:
             if (phase == RELEASED and env[-1] < self._silence) or (phase == KILLING and env[-1] <= 0.0):
                 self._free(slot)
                 continue
+            if loop.mode == "hold" and phase in (HELD, SUSTAINED) and (
+                    self._time[slot] > loop.loop_end_index):
+                self._time[slot] = loop.loop_end_index  # hold the time index while held
             # start a loop crossfade for a voice still held at the loop end
-            if (phase in (HELD, SUSTAINED) and self._xfade[slot] < 0
+            if (loop.mode == "crossfade" and phase in (HELD, SUSTAINED) and self._xfade[slot] < 0
                     and self._time[slot] == loop.loop_end_index and self._has_snapshot[slot]):
                 for k in self._partner:
                     self._partner[k][slot] = self._snapshot[k][slot]

@@ -190,9 +190,11 @@ def test_release_reaches_minus_60_db_in_time_and_never_steps(synth, release_seco
     assert engine.active_voice_count == 0
 
 
-def test_note_held_longer_than_the_model_keeps_sounding_then_releases(synth):
+@pytest.mark.parametrize("mode", ["crossfade", "hold"])
+def test_note_held_longer_than_the_model_keeps_sounding_then_releases(synth, mode):
     preset = Preset(name="h", corners=("organ_acoustic_005",) * 4, release_seconds=0.3)
-    engine = Engine(synth, preset, output_sample_rate=16000)
+    loop = SustainLoop.for_spec(synth.spec, mode=mode)
+    engine = Engine(synth, preset, output_sample_rate=16000, config=EngineConfig(sustain_loop=loop))
     engine.post(NoteOn(57, 100))
     held = render_hops(engine, hops(10.0))[:, 0]  # 10 s > 265 frames (4.2 s)
     rms = windowed_rms(held, 800)[4:]  # 50 ms windows after the attack
@@ -363,6 +365,8 @@ def test_invalid_sustain_loop(synth):
         Engine(synth, "default", config=EngineConfig(sustain_loop=SustainLoop(5, 100)))
     with pytest.raises(ValueError, match="at least"):
         SustainLoop(100, 104, crossfade_hops=8)
+    with pytest.raises(ValueError, match="mode"):
+        SustainLoop(100, 180, mode="pingpong")
 
 
 def test_latency_report(make_engine):
