@@ -9,6 +9,7 @@ notes in a fixed order, so an instrument is always rendered whole (that is also 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -253,7 +254,7 @@ def build_soundfont_dataset(
     out.mkdir(parents=True, exist_ok=True)
     (out / DONE_MARKER).unlink(missing_ok=True)
     soundfont_sha256 = sha256_of_file(config.soundfont_path)
-    config_json = asdict(config)
+    config_json = json.loads(json.dumps(asdict(config)))  # tuples -> lists, as read back
     manifest_path = out / MANIFEST_JSON
     manifest = {
         "format_version": MANIFEST_FORMAT_VERSION,
@@ -263,8 +264,6 @@ def build_soundfont_dataset(
         "instruments": {},
     }
     if manifest_path.is_file():
-        import json  # noqa: PLC0415
-
         previous = json.loads(manifest_path.read_text())
         if previous.get("soundfont_sha256") != soundfont_sha256 or previous.get("config") != config_json:
             raise ValueError(

@@ -204,8 +204,15 @@ class SingTrainer:
         self._save()
 
     # -- training ---------------------------------------------------------------------------
-    def run(self) -> None:
-        """Train every stage that is not finished yet."""
+    def run(self, *, max_epochs: int | None = None) -> None:
+        """Train every stage that is not finished yet.
+
+        Parameters
+        ----------
+        max_epochs : int, optional
+            Return after this many epochs (checkpointed) even if stages remain; the next ``run`` or a
+            new trainer on the same run folder continues from there.
+        """
         cfg = self.train_config
         torch.set_num_threads(cfg.threads)
         # Quiet notes and their gradients produce denormal floats, which cost ~25% on x86 CPUs.
@@ -216,7 +223,8 @@ class SingTrainer:
             return
         train = NoteTensors(self.dataset, self.train_indices, self.instrument_names)
         embeddings = None
-        while self.stage != "done":
+        epochs_run = 0
+        while self.stage != "done" and (max_epochs is None or epochs_run < max_epochs):
             if self.epoch >= epochs[self.stage]:
                 self._advance_stage()
                 continue
@@ -232,6 +240,7 @@ class SingTrainer:
                                  "elapsed_seconds": round(self.elapsed_seconds, 1)})
             logger.info("%s epoch %d: train loss %.4f (%.0f s so far)", self.stage, self.epoch, loss, self.elapsed_seconds)
             self._save()
+            epochs_run += 1
 
     def _step(self, loss: torch.Tensor) -> float:
         self.optimizer.zero_grad(set_to_none=True)
