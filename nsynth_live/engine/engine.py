@@ -22,9 +22,11 @@ Policies (documented choices)
 * **Long notes** (sustain loop). SING has ``time_steps`` = 265 frames and learns the release after
   ~frame 196 (NSynth notes are released at 3 s). A held note plays frames ``0 ..``; when it
   reaches ``loop_end_index`` while still held (key or pedal), a second stream restarts from the
-  state snapshotted at ``loop_start_index`` and the two are crossfaded (equal power, per sample,
-  ``crossfade_hops`` hops); the second stream then becomes the voice. The model is not
-  autoregressive, so the loop replays frames it was trained on. After note-off the voice runs on
+  state snapshotted at ``loop_start_index`` and the two are crossfaded (linear gains ramped per
+  sample over ``crossfade_hops`` hops, times a gain measured per hop from the two streams' powers
+  and cross power that keeps the mix at constant power, whether the streams are in phase,
+  uncorrelated or (capped at +6 dB) out of phase); the second stream then becomes the voice. The
+  model is not autoregressive, so the loop replays frames it was trained on. After note-off the voice runs on
   into the model's own learned release while the release envelope fades it. Alternative
   (``SustainLoop(mode="hold")``): hold ``time_index`` at ``loop_end_index`` while the note is held.
 * **Release**: exponential, -60 dB after the preset's ``release_seconds``; the voice is freed when
@@ -343,6 +345,7 @@ class Engine:
         self._sounded = np.zeros(n_slots, dtype=bool)
         self._needs_preroll = np.zeros(n_slots, dtype=bool)
         self._xfade = np.full(n_slots, -1, dtype=np.int64)  # hops done in a loop crossfade, -1 none
+        self._xfade_norm = np.ones(n_slots, dtype=np.float64)  # power-normalising gain of the crossfade
         self._partner_time = np.zeros(n_slots, dtype=np.int64)
         self._has_snapshot = np.zeros(n_slots, dtype=bool)
         self._state = synth.new_state(n_slots)
@@ -689,8 +692,13 @@ class Engine:
             for row, slot in enumerate(partners):
                 u = (self._xfade[slot] * hop + self._n) / total  # 0 < u <= 1 across the crossfade
                 i = int(np.searchsorted(active, slot))
-                voice_audio[i] = (np.cos(0.5 * np.pi * u) * voice_audio[i]
-                                  + np.sin(0.5 * np.pi * u) * audio[n_main + row])
+                outgoing, incoming = voice_audio[i], audio[n_main + row]
+                norm = self._crossfade_norm(outgoing, incoming, u[hop // 2])
+                if self._xfade[slot] == 0:
+                    self._xfade_norm[slot] = 1.0
+                k = self._xfade_norm[slot] + (norm - self._xfade_norm[slot]) * self._n / hop
+                self._xfade_norm[slot] = norm
+                voice_audio[i] = k * ((1.0 - u) * outgoing + u * incoming)
                 self._xfade[slot] += 1
                 if self._xfade[slot] >= loop.crossfade_hops:  # the replayed stream takes over
                     for k in self._state:
@@ -728,6 +736,26 @@ class Engine:
                     and self._time[slot] >= self.spec.time_steps - self._end_guard_steps):
                 self._kill(slot, self._steal_samples)
         return mix
+
+    @staticmethod
+    def _crossfade_norm(outgoing: np.ndarray, incoming: np.ndarray, u: float) -> float:
+        """Gain that keeps a linear crossfade at constant power whatever the streams' correlation.
+
+        With gains ``(1-u) k`` and ``u k`` the mix power is
+        ``k^2 ((1-u)^2 Po + u^2 Pi + 2 u (1-u) C)`` (``C`` the streams' cross power); ``k`` makes it
+        ``(1-u) Po + u Pi``. Identical streams give k = 1 (a linear fade), uncorrelated ones the
+        equal-power curve; anti-phase streams are capped at +6 dB. Measured per hop and ramped.
+        """
+        p_out = float(np.dot(outgoing, outgoing))
+        p_in = float(np.dot(incoming, incoming))
+        cross = float(np.dot(outgoing, incoming))
+        target = (1.0 - u) * p_out + u * p_in
+        mixed = (1.0 - u) ** 2 * p_out + u ** 2 * p_in + 2.0 * u * (1.0 - u) * cross
+        if target <= 1e-20:
+            return 1.0
+        if mixed <= target / 4.0:
+            return 2.0
+        return math.sqrt(target / mixed)
 
     def _master(self, mono: np.ndarray) -> np.ndarray:
         """Master gain ramp and per-hop gain rider; ``(hop,)`` float64 -> same."""

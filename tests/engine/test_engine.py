@@ -198,7 +198,7 @@ def test_note_held_longer_than_the_model_keeps_sounding_then_releases(synth, mod
     engine.post(NoteOn(57, 100))
     held = render_hops(engine, hops(10.0))[:, 0]  # 10 s > 265 frames (4.2 s)
     rms = windowed_rms(held, 800)[4:]  # 50 ms windows after the attack
-    assert rms.min() > 0.4 * np.median(rms), rms.min() / np.median(rms)
+    assert rms.min() > 0.7 * np.median(rms), rms.min() / np.median(rms)
     steady = held[16000:32000]
     assert max_jump(held[8000:]) < 1.2 * max_jump(steady)
     f0 = peak_frequency_hz(held[-48000:], 16000)
