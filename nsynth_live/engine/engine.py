@@ -709,7 +709,8 @@ class Engine:
         for i, slot in enumerate(active):
             phase = self._phase[slot]
             env0 = self._env[slot]
-            if phase == HELD or phase == SUSTAINED:
+            if phase == HELD or phase == SUSTAINED or (phase == RELEASED and not self._sounded[slot]):
+                # (a note released before it was heard still gets one hop of attack)
                 env = np.minimum(env0 + self._attack_rate * self._n, 1.0)
             elif phase == RELEASED:
                 env = env0 * self._release_factor

@@ -256,6 +256,15 @@ def test_xy_jump_morphs_the_spectrum_within_50_ms_without_a_click(synth):
     assert second < 1.2 * max(np.abs(np.diff(before[-4800:], 2)).max(), np.abs(np.diff(after, 2)).max())
 
 
+def test_note_released_in_the_hop_it_starts_is_still_heard(make_engine):
+    engine = make_engine(output_sample_rate=16000)
+    engine.post(NoteOn(69, 100))
+    engine.post(NoteOff(69))  # a 5-ms grace note lands in one hop
+    audio = render_hops(engine, hops(1.0))[:, 0]
+    assert np.sqrt(np.mean(audio[:4000] ** 2)) > 0.01
+    assert engine.active_voice_count == 0
+
+
 def test_set_x_moves_only_x(make_engine):
     engine = make_engine()
     engine.post(SetXY(0.2, 0.7))
