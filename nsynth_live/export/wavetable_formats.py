@@ -26,7 +26,9 @@ from nsynth_live.export.wavetable import MAX_WAVETABLE_FRAMES, WAVETABLE_FRAME_S
 WAVETABLE_FORMATS = ("serum", "vital", "surge")
 WAVETABLE_SUFFIXES = {"serum": ".wav", "vital": ".vitaltable", "surge": ".wt"}
 SERUM_WAV_SAMPLE_RATE = 44_100  # Hz, conventional; ignored by Serum and Surge (export-formats.md)
-SERUM_INTERPOLATION_DIGITS = {0: "none", 1: "linear crossfade", 2: "spectral morph", 3: "spectral morph", 4: "spectral morph"}
+SERUM_INTERPOLATION_DIGITS = {
+    0: "none", 1: "linear crossfade", 2: "spectral morph", 3: "spectral morph", 4: "spectral morph",
+}
 SERUM_CLM_MAKER = "nsynth-live"
 VITAL_FORMAT_VERSION = "1.0.7"  # the Vital release whose .vitaltable layout this writer follows
 VITAL_MAX_POSITION = 256  # keyframe positions 0..256 (export-formats.md)

@@ -60,7 +60,9 @@ def wavetable_png_bytes(frames, *, title: str = "") -> bytes:
         waterfall.fill_between(
             phase * 0.65 + shift_x, table[index] * 0.45 + shift_y, shift_y - 0.5, color="white", zorder=2 * order
         )
-        waterfall.plot(phase * 0.65 + shift_x, table[index] * 0.45 + shift_y, color=colour, lw=0.8, zorder=2 * order + 1)
+        waterfall.plot(
+            phase * 0.65 + shift_x, table[index] * 0.45 + shift_y, color=colour, lw=0.8, zorder=2 * order + 1
+        )
     waterfall.set_axis_off()
     waterfall.set_title(f"{n_frames} frames x {n_samples} samples (front: first frame)", fontsize=9)
 
