@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="SING ONNX model (--preset)")
     parser.add_argument(
         "--frames", type=int, default=64, metavar="N",
-        help=f"frames cut from the note, 1..{MAX_WAVETABLE_FRAMES} (--from-wav; default 64)",
+        help=f"frames cut from the note, 1..{MAX_WAVETABLE_FRAMES} (--from-wav; default 64; with --preset the "
+        "table has one frame per path point)",
     )
     parser.add_argument("--periods-per-frame", type=int, default=4, help="source periods fitted per frame (default 4)")
     parser.add_argument("--start-seconds", type=float, help="use the note from here (--from-wav; default: automatic)")
@@ -113,6 +114,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
+    import numpy as np
+
     from nsynth_live.export.wavetable import MAX_WAVETABLE_FRAMES, WavetableConfig, extract_wavetable
     from nsynth_live.export.wavetable_formats import write_wavetable
     from nsynth_live.export.wavetable_plot import save_wavetable_png
@@ -170,9 +173,15 @@ def main(argv=None) -> int:
     save_wavetable_png(
         picture, table.frames, title=f"{name}: {source}, f0 {float(table.f0_hz.mean()):.2f} Hz", overwrite=args.force
     )
+    from nsynth_live.functional.midi import hz_to_midi
+
+    median_f0 = float(np.median(table.f0_hz))
+    nearest = int(round(float(hz_to_midi(median_f0))))
+    cents = 100.0 * (float(hz_to_midi(median_f0)) - nearest)
     print(
         f"wrote {output} ({table_format}, {table.frames.shape[0]} frames x {table.frames.shape[1]} samples) and "
-        f"{picture}; source f0 {table.f0_hz.min():.3f}-{table.f0_hz.max():.3f} Hz"
+        f"{picture}; source f0 median {median_f0:.3f} Hz (MIDI {nearest} {cents:+.1f} cents), "
+        f"frames {table.f0_hz.min():.3f}-{table.f0_hz.max():.3f} Hz"
     )
     return 0
 
