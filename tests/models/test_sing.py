@@ -101,3 +101,21 @@ def test_checkpoint_errors_name_the_problem(tmp_path):
     torch.save(data, tmp_path / "missing_tensor.pt")
     with pytest.raises(CheckpointError, match=r"decoder\.conv\.weight is missing"):
         load_sing(tmp_path / "missing_tensor.pt")
+
+
+def test_a_crop_decodes_exactly_like_the_whole_note_there():
+    from nsynth_live.models.sing import SingDecoder, crop_frames, decoder_target, pad_note
+
+    torch.manual_seed(3)
+    encoder, decoder = SingEncoder(SMALL), SingDecoder(SMALL)
+    audio = torch.randn(2, 64000)
+    padded = pad_note(audio, SMALL)
+    with torch.no_grad():
+        whole = decoder(encoder(padded))
+        for start in (0, 50, SMALL.time_steps - 32):
+            encoder_input, target = crop_frames(padded, torch.tensor([start, start]), 32, SMALL)
+            crop = decoder(encoder(encoder_input))
+            hop = SMALL.hop_length_samples
+            assert crop.shape == target.shape == (2, 32 * hop - 2816)
+            assert torch.allclose(crop, whole[:, hop * start: hop * start + crop.shape[1]], atol=1e-6)
+            assert torch.equal(target, decoder_target(audio, SMALL)[:, hop * start: hop * start + crop.shape[1]])
