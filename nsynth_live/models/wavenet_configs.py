@@ -116,9 +116,10 @@ class WaveNetAutoencoderConfig:
 #: ``tiny`` is for tests.
 WAVENET_CONFIGS: dict[str, WaveNetAutoencoderConfig] = {
     "magenta": WaveNetAutoencoderConfig(),
+    # 0.28 M parameters, receptive field 4095 samples: ~1 s per 4 x 6144-sample step on one CPU core
     "small": WaveNetAutoencoderConfig(
         encoder_channels=32, encoder_layers=10, encoder_dilation_cycle=10,
-        residual_channels=48, skip_channels=96, decoder_layers=20, decoder_dilation_cycle=10,
+        residual_channels=32, skip_channels=64, decoder_layers=20, decoder_dilation_cycle=10,
     ),
     "tiny": WaveNetAutoencoderConfig(
         hop_length_samples=16, bottleneck_dims=4,
