@@ -50,6 +50,7 @@ def test_table_covers_the_374_magenta_tensors():
     assert table["ae_bottleneck/W"] == ("encoder.layers.ae_bottleneck.weight", (1, 1, 128, 16))
 
 
+@pytest.mark.slow  # imports TensorFlow (4 s on an idle machine)
 def test_tf_checkpoint_converts_to_a_model_matching_numpy_on_the_raw_arrays(tmp_path, rng, capsys):
     pytest.importorskip("tensorflow")
     arrays = _random_magenta_arrays(rng, CONFIG)
@@ -85,6 +86,7 @@ def test_tf_checkpoint_converts_to_a_model_matching_numpy_on_the_raw_arrays(tmp_
     assert not (tmp_path / "x.pt").exists()
 
 
+@pytest.mark.slow
 def test_ema_weights_are_read_on_request(tmp_path, rng):
     pytest.importorskip("tensorflow")
     from nsynth_live.models.magenta_convert import read_magenta_checkpoint
