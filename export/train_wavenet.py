@@ -75,12 +75,14 @@ def main(argv=None) -> int:
             model = load_trained_model(run_dir)
             results = evaluate_reconstructions(model, dataset, picks, seed=args.seed,
                                                duration_seconds=args.evaluate_seconds, progress=not args.no_progress)
-            print(f"{'note':36} {'f0 orig':>8} {'f0 rec':>8} {'err cents':>9} {'spec dist':>9} {'silence':>8}")
+            print(f"{'note':36} {'f0 orig':>8} {'f0 rec':>8} {'err cents':>9} {'LSD dB':>7} {'noise':>6} "
+                  f"{'rms ratio':>9} {'SING dist':>9}")
             for r in results:
                 write_audio_atomic(run_dir / "reconstructions" / f"{r['note_str']}.wav", r.pop("audio"),
                                    sample_rate=model.config.sample_rate)
                 print(f"{r['note_str']:36} {r['f0_original_hz']:8.1f} {r['f0_reconstruction_hz']:8.1f} "
-                      f"{r['pitch_error_cents']:9.1f} {r['spectral_distance']:9.3f} {r['spectral_distance_silence']:8.3f}")
+                      f"{r['pitch_error_cents']:9.1f} {r['log_spectral_distance_db']:7.1f} "
+                      f"{r['log_spectral_distance_db_noise']:6.1f} {r['rms_ratio']:9.2f} {r['spectral_distance']:9.3f}")
             errors = [abs(r["pitch_error_cents"]) for r in results]
             finite = [e for e in errors if math.isfinite(e)]
             summary = {
@@ -89,10 +91,14 @@ def main(argv=None) -> int:
                 "median_abs_pitch_error_cents": float(np.median(finite)) if finite else None,
                 "unpitched_reconstructions": len(errors) - len(finite),
                 "mean_spectral_distance": float(np.mean([r["spectral_distance"] for r in results])),
+                "mean_log_spectral_distance_db": float(np.mean([r["log_spectral_distance_db"] for r in results])),
+                "mean_log_spectral_distance_db_noise": float(np.mean([r["log_spectral_distance_db_noise"] for r in results])),
             }
             write_json_atomic(run_dir / "eval.json", json.loads(json.dumps(summary, default=float)))
-            print(f"median |pitch error| {summary['median_abs_pitch_error_cents']} cents, "
-                  f"mean spectral distance {summary['mean_spectral_distance']:.3f}")
+            print(f"median |pitch error| {summary['median_abs_pitch_error_cents']} cents "
+                  f"({summary['unpitched_reconstructions']} unpitched), mean log-spectral distance "
+                  f"{summary['mean_log_spectral_distance_db']:.1f} dB (noise of equal RMS: "
+                  f"{summary['mean_log_spectral_distance_db_noise']:.1f} dB)")
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

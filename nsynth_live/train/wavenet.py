@@ -351,6 +351,39 @@ def estimate_f0_hz(audio: np.ndarray, *, sample_rate: int, fmin_hz: float = 30.0
     return float(np.median(estimates)) if estimates else float("nan")
 
 
+def log_spectral_distance_db(estimate: np.ndarray, reference: np.ndarray, *, n_fft: int = 1024,
+                             hop_length_samples: int = 256, floor_db: float = -80.0) -> float:
+    """Mean absolute difference of magnitude spectrograms in dB (Hann window, no centring).
+
+    Both spectrograms are in dB relative to the reference's loudest bin and floored at ``floor_db``;
+    the mean runs over the bins where either is above the floor (silence vs silence costs nothing),
+    and the measure does not depend on the overall scale of the reference.
+
+    Parameters
+    ----------
+    estimate, reference : numpy.ndarray, shape (time,), float, same length >= n_fft
+
+    Returns
+    -------
+    float
+        dB.
+    """
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+
+    def magnitude(audio):
+        return torch.stft(torch.as_tensor(audio, dtype=torch.float64), n_fft, hop_length_samples, window=window,
+                          center=False, return_complex=True).abs()
+
+    est, ref = magnitude(estimate), magnitude(reference)
+    peak = ref.max().clamp_min(1e-12)
+    est_db = (20 * torch.log10(est / peak + 1e-12)).clamp_min(floor_db)
+    ref_db = (20 * torch.log10(ref / peak + 1e-12)).clamp_min(floor_db)
+    active = (est_db > floor_db) | (ref_db > floor_db)
+    if not bool(active.any()):
+        return 0.0
+    return float((est_db - ref_db).abs()[active].mean())
+
+
 def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, note_strs, *, device="cpu",
                              dtype=torch.float32, seed: int = 0, duration_seconds: float | None = None,
                              progress: bool = True) -> list[dict]:
@@ -372,7 +405,11 @@ def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, 
         ``pitch_error_cents`` (reconstruction vs the MIDI pitch), ``original_pitch_error_cents``
         (the original vs the MIDI pitch, for reference), ``spectral_distance`` (SING's log-power
         spectral loss, reconstruction vs original), ``spectral_distance_silence`` (the same for
-        silence vs the original: a reference scale), ``audio`` (the reconstruction, float32).
+        silence vs the original: a reference scale), ``log_spectral_distance_db``
+        (:func:`log_spectral_distance_db`, reconstruction vs original) and
+        ``log_spectral_distance_db_noise`` (white noise of the original's RMS vs the original: the
+        score of a reconstruction that kept only the loudness), ``rms_ratio`` (reconstruction /
+        original), ``audio`` (the reconstruction, float32).
     """
     from nsynth_live.functional.midi import cents_between, midi_to_hz
     from nsynth_live.functional.spectral import spectral_loss
@@ -394,6 +431,9 @@ def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, 
     rate = model.config.sample_rate
     for index, note_str in enumerate(note_strs):
         pitch = dataset.note(note_str).pitch
+        original = batch[index].numpy().astype(np.float64)
+        # reference scale: white noise with the original's RMS
+        noise = np.random.default_rng(seed).normal(0.0, np.sqrt(np.mean(original ** 2)), original.shape)
         f0_rec = estimate_f0_hz(audio[index].numpy(), sample_rate=rate)
         f0_orig = estimate_f0_hz(batch[index].numpy(), sample_rate=rate)
         target = float(midi_to_hz(pitch))
@@ -406,6 +446,9 @@ def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, 
             "original_pitch_error_cents": float(cents_between(f0_orig, target)) if math.isfinite(f0_orig) else float("nan"),
             "spectral_distance": float(spectral_loss(audio[index][None], batch[index][None])),
             "spectral_distance_silence": float(spectral_loss(torch.zeros(1, length), batch[index][None])),
+            "log_spectral_distance_db": log_spectral_distance_db(audio[index].numpy(), original),
+            "log_spectral_distance_db_noise": log_spectral_distance_db(noise, original),
+            "rms_ratio": float(np.sqrt(np.mean(audio[index].numpy() ** 2) / max(np.mean(original ** 2), 1e-20))),
             "audio": audio[index].numpy(),
         })
     return results

@@ -127,3 +127,15 @@ def test_train_cli_trains_resumes_and_evaluates(dataset_root, tmp_path, capsys):
     assert main(args[:-5] + ["--max-steps", "3", "--evaluate", "0", "--no-progress"]) == 0
     assert "trained to step 3" in capsys.readouterr().out
     assert main([str(tmp_path / "missing"), "--run-dir", str(tmp_path / "r2"), "--no-progress"]) == 2
+
+
+def test_log_spectral_distance(rng):
+    from nsynth_live.train.wavenet import log_spectral_distance_db
+
+    tone = harmonic_note(57, 100, 0.5, samples=8000).astype(np.float64)
+    assert log_spectral_distance_db(tone, tone) == 0.0
+    assert log_spectral_distance_db(0.5 * tone, tone) == pytest.approx(20 * np.log10(2), abs=1.0)
+    noise = rng.normal(0, tone.std(), tone.shape)
+    detuned = harmonic_note(58, 100, 0.5, samples=8000).astype(np.float64)
+    # a semitone off is closer than noise of the same loudness, and both are far from zero
+    assert 3.0 < log_spectral_distance_db(detuned, tone) < log_spectral_distance_db(noise, tone)
