@@ -113,3 +113,11 @@ def test_bad_input_is_refused():
         WaveNetGenerator(_model().decoder, dtype=torch.float64)
     with pytest.raises(ValueError, match="'auto', 'cpu', 'cuda'"):
         resolve_device("gpu")
+
+
+def test_bfloat16_generation_runs_and_is_seeded(rng):
+    generator = WaveNetGenerator(_model().decoder, dtype=torch.bfloat16)
+    encodings = torch.from_numpy(rng.normal(size=(2, 3, CONFIG.bottleneck_dims)).astype(np.float32))
+    audio = generator.generate(encodings, seed=1)
+    assert audio.shape == (2, 3 * CONFIG.hop_length_samples) and audio.dtype == torch.float32
+    assert torch.equal(audio, generator.generate(encodings, seed=1))
