@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--evaluate", type=int, default=4, help="held-out notes to reconstruct (0: none)")
     parser.add_argument("--evaluate-seconds", type=float, default=None, help="reconstruct only the start of each note")
+    parser.add_argument("--evaluate-temperature", type=float, default=1.0, help="sampling temperature (default 1)")
     parser.add_argument("--evaluate-only", action="store_true", help="skip training")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -74,6 +75,7 @@ def main(argv=None) -> int:
             picks = [held_out[int(i)] for i in np.linspace(0, len(held_out) - 1, min(args.evaluate, len(held_out)))]
             model = load_trained_model(run_dir)
             results = evaluate_reconstructions(model, dataset, picks, seed=args.seed,
+                                               temperature=args.evaluate_temperature,
                                                duration_seconds=args.evaluate_seconds, progress=not args.no_progress)
             print(f"{'note':36} {'f0 orig':>8} {'f0 rec':>8} {'err cents':>9} {'LSD dB':>7} {'noise':>6} "
                   f"{'rms ratio':>9} {'SING dist':>9}")

@@ -385,8 +385,8 @@ def log_spectral_distance_db(estimate: np.ndarray, reference: np.ndarray, *, n_f
 
 
 def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, note_strs, *, device="cpu",
-                             dtype=torch.float32, seed: int = 0, duration_seconds: float | None = None,
-                             progress: bool = True) -> list[dict]:
+                             dtype=torch.float32, seed: int = 0, temperature: float = 1.0,
+                             duration_seconds: float | None = None, progress: bool = True) -> list[dict]:
     """Encode and re-generate notes; measure pitch error and spectral distance.
 
     Parameters
@@ -395,6 +395,8 @@ def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, 
     dataset : NSynthDataset
     note_strs : list of str
         Notes to reconstruct (generated as one batch).
+    temperature : float
+        Sampling temperature (1: the model's distribution, as Magenta; 0: greedy).
     duration_seconds : float, optional
         Reconstruct only the first part of each note (whole frames), to save time.
 
@@ -426,7 +428,7 @@ def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, 
     with torch.inference_mode():
         encodings = model.encode(batch)
     generator = WaveNetGenerator(model.decoder, device=device, dtype=dtype)
-    audio = generator.generate(encodings, seed=seed, progress=progress)
+    audio = generator.generate(encodings, seed=seed, temperature=temperature, progress=progress)
     results = []
     rate = model.config.sample_rate
     for index, note_str in enumerate(note_strs):
