@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nsynth_live.functional.pitch import NoStablePitchError, estimate_f0_hz
 from nsynth_live.data.nsynth import NSynthDataset
 from nsynth_live.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nsynth_live.models.wavenet_ae import WAVENET_MODEL_NAME, WaveNetAutoencoder, load_state_dict_checked
@@ -298,57 +299,12 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
 
 
 # ---------------------------------------------------------------------------- evaluation
-def estimate_f0_hz(audio: np.ndarray, *, sample_rate: int, fmin_hz: float = 30.0, fmax_hz: float = 2000.0,
-                   frame_samples: int = 2048, hop_samples: int = 512, threshold: float = 0.15) -> float:
-    """Median fundamental frequency of a note, by the YIN difference function (de Cheveigne & Kawahara 2002).
-
-    Frames quieter than 1 % of the loudest frame, or without a dip of the cumulative-mean-normalised
-    difference below ``threshold``, are ignored. Parabolic interpolation refines the lag.
-
-    Parameters
-    ----------
-    audio : numpy.ndarray, shape (time,), float
-    sample_rate : int
-        Hz.
-
-    Returns
-    -------
-    float
-        f0 in Hz, or NaN if no frame is voiced.
-    """
-    audio = np.asarray(audio, dtype=np.float64)
-    min_lag = max(2, int(sample_rate / fmax_hz))
-    max_lag = min(frame_samples - 1, int(math.ceil(sample_rate / fmin_hz)))
-    window = frame_samples - max_lag
-    starts = range(0, audio.shape[0] - frame_samples + 1, hop_samples)
-    energies = [float(np.sum(audio[s: s + frame_samples] ** 2)) for s in starts]
-    if not energies:
+def _f0_or_nan(audio: np.ndarray, *, sample_rate: int) -> float:
+    """f0 of a note by :func:`nsynth_live.functional.pitch.estimate_f0_hz`, NaN without a stable pitch."""
+    try:
+        return estimate_f0_hz(np.asarray(audio, dtype=np.float64), sample_rate=sample_rate)
+    except NoStablePitchError:
         return float("nan")
-    loud = 0.01 * max(energies)
-    estimates = []
-    for s, energy in zip(starts, energies):
-        if energy <= loud or energy == 0.0:
-            continue
-        frame = audio[s: s + frame_samples]
-        base = frame[:window]
-        diff = np.array([np.sum((base - frame[lag: lag + window]) ** 2) for lag in range(max_lag + 1)])
-        cumulative = np.cumsum(diff[1:])
-        cmnd = np.ones_like(diff)
-        cmnd[1:] = diff[1:] * np.arange(1, max_lag + 1) / np.maximum(cumulative, 1e-12)
-        below = np.nonzero(cmnd[min_lag:] < threshold)[0]
-        if below.size == 0:
-            continue
-        lag = below[0] + min_lag
-        while lag + 1 <= max_lag and cmnd[lag + 1] < cmnd[lag]:
-            lag += 1  # walk down to the local minimum
-        if 1 <= lag < max_lag:
-            a, b, c = cmnd[lag - 1], cmnd[lag], cmnd[lag + 1]
-            denominator = a - 2 * b + c
-            refined = lag + (0.5 * (a - c) / denominator if denominator > 0 else 0.0)
-        else:
-            refined = float(lag)
-        estimates.append(sample_rate / refined)
-    return float(np.median(estimates)) if estimates else float("nan")
 
 
 def log_spectral_distance_db(estimate: np.ndarray, reference: np.ndarray, *, n_fft: int = 1024,
@@ -436,8 +392,8 @@ def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, 
         original = batch[index].numpy().astype(np.float64)
         # reference scale: white noise with the original's RMS
         noise = np.random.default_rng(seed).normal(0.0, np.sqrt(np.mean(original ** 2)), original.shape)
-        f0_rec = estimate_f0_hz(audio[index].numpy(), sample_rate=rate)
-        f0_orig = estimate_f0_hz(batch[index].numpy(), sample_rate=rate)
+        f0_rec = _f0_or_nan(audio[index].numpy(), sample_rate=rate)
+        f0_orig = _f0_or_nan(batch[index].numpy(), sample_rate=rate)
         target = float(midi_to_hz(pitch))
         results.append({
             "note_str": note_str,

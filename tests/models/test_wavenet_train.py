@@ -8,7 +8,7 @@ from nsynth_live.data.nsynth import NSynthDataset
 from nsynth_live.functional.midi import cents_between, midi_to_hz
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
 from nsynth_live.train.wavenet import (
-    LOG_FILE, MODEL_FILE, TRAIN_STATE_FILE, WaveNetTrainConfig, estimate_f0_hz, evaluate_reconstructions,
+    LOG_FILE, MODEL_FILE, TRAIN_STATE_FILE, WaveNetTrainConfig, evaluate_reconstructions,
     holdout_split, train_wavenet,
 )
 from tests.nsynth_fixtures import harmonic_note, write_tiny_dataset
@@ -83,18 +83,6 @@ def test_wall_clock_limit_stops_after_checkpointing(dataset_root, tmp_path):
                            progress=False)
     assert result.stopped_by == "max_wall_seconds" and result.step == 0
     assert (tmp_path / "r" / TRAIN_STATE_FILE).exists()
-
-
-@pytest.mark.parametrize("pitch_midi", [36, 57, 81])
-def test_f0_estimate_of_harmonic_notes(pitch_midi):
-    audio = harmonic_note(pitch_midi, 100, 0.6, samples=16000)
-    f0 = estimate_f0_hz(audio, sample_rate=16000)
-    assert abs(cents_between(f0, midi_to_hz(pitch_midi))) < 5
-
-
-def test_f0_estimate_of_noise_and_silence_is_nan(rng):
-    assert np.isnan(estimate_f0_hz(np.zeros(8000), sample_rate=16000))
-    assert np.isnan(estimate_f0_hz(rng.normal(size=16000), sample_rate=16000))
 
 
 def test_evaluate_reconstructions_reports_measures(dataset_root):
