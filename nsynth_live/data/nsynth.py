@@ -21,7 +21,6 @@ import soundfile as sf
 
 from nsynth_live.constants import (
     NSYNTH_FAMILIES,
-    NSYNTH_NOTE_SAMPLES,
     NSYNTH_QUALITIES,
     NSYNTH_SAMPLE_RATE,
     NSYNTH_SOURCES,

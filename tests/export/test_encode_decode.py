@@ -8,7 +8,7 @@ import pytest
 import soundfile
 import torch
 
-from nsynth_live.models.wavenet_ae import WaveNetAutoencoder, pad_to_hop
+from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
 from nsynth_live.runtime.wavenet_files import decode_files, encode_files, load_encoding, load_mono_audio
 from nsynth_live.runtime.wavenet_generate import WaveNetGenerator
 

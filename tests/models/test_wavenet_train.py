@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from nsynth_live.data.nsynth import NSynthDataset
-from nsynth_live.functional.midi import cents_between, midi_to_hz
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
 from nsynth_live.train.wavenet import (
     LOG_FILE, MODEL_FILE, TRAIN_STATE_FILE, WaveNetTrainConfig, evaluate_reconstructions,
