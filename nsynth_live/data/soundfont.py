@@ -33,8 +33,8 @@ from nsynth_live.data.nsynth import (
     make_note_str,
     write_audio_atomic,
     write_examples_json,
-    write_json_atomic,
 )
+from nsynth_live.fileio import write_json_atomic
 
 logger = logging.getLogger(__name__)
 

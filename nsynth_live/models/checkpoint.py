@@ -1,118 +1,82 @@
-"""Versioned checkpoint files.
-
-- SING: ``{format_version, model, config, instrument_names, state_dict}`` (:func:`save_sing`, :func:`load_sing`).
-- Generic (WaveNet autoencoder and later models): :func:`save_checkpoint` / :func:`load_checkpoint`,
-  layout below, with :func:`sha256_of_file` to check published weights.
-
-Generic layout (``format_version`` 1)::
-
-    {
-        "format_version": 1,
-        "model": str,                 # model family, e.g. "wavenet_autoencoder"
-        "config": dict,               # the model's frozen config as a plain dict
-        "state_dict": dict[str, Tensor],
-        "sample_rate": int,           # Hz
-        "hop_length_samples": int,    # samples per frame
-        "extra": dict,                # optional: optimizer state, step, provenance ...
-    }
-
-Loaders refuse other ``format_version`` values and files of another ``model`` family.
-"""
+"""Versioned checkpoint files: ``{format_version, model, config, state_dict, sample_rate,
+hop_length_samples, extra}`` written atomically, checked on load (format version, model family,
+optional sha256, every tensor's name and shape)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from nsynth_live.models.sing import Sing
-from nsynth_live.models.sing_configs import SingConfig
+from nsynth_live.fileio import atomic_output
 
-SING_CHECKPOINT_FORMAT_VERSION = 1
+SING_MODEL_NAME = "sing"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is missing, corrupt, of another model or of an unknown format version."""
+    """A checkpoint file is corrupt, of another model or of an unknown format version."""
 
 
-def save_atomic(obj: object, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_sing(sing: Sing, instrument_names: list[str], path: str | os.PathLike, **extra) -> None:
-    """Write an inference checkpoint of ``sing`` (sequence generator + decoder, fp32)."""
-    save_atomic(
-        {
-            "format_version": SING_CHECKPOINT_FORMAT_VERSION,
-            "model": "sing",
-            "config": sing.config.to_dict(),
-            "sample_rate": sing.config.sample_rate,
-            "hop_length_samples": sing.config.hop_length_samples,
-            "instrument_names": list(instrument_names),
-            "state_dict": {k: v.detach().cpu().float() for k, v in sing.state_dict().items()},
-            **extra,
-        },
-        path,
+def save_sing(sing, instrument_names: list[str], path: str | os.PathLike) -> Path:
+    """Write an inference checkpoint of a ``Sing`` (sequence generator + decoder, fp32) with its
+    instrument names (the instrument table's rows, in order)."""
+    return save_checkpoint(
+        path, model=SING_MODEL_NAME, config=sing.config.to_dict(),
+        state_dict={k: v.detach().float() for k, v in sing.state_dict().items()},
+        sample_rate=sing.config.sample_rate, hop_length_samples=sing.config.hop_length_samples,
+        extra={"instrument_names": list(instrument_names)},
     )
 
 
-def load_sing(path: str | os.PathLike) -> tuple[Sing, list[str]]:
+def load_sing(path: str | os.PathLike):
     """Load an inference checkpoint written by :func:`save_sing`.
 
     Returns
     -------
     sing : Sing, in eval mode on the CPU
-    instrument_names : list of str, the instrument table's rows in order
+    instrument_names : list of str
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    CheckpointError
+        If it is corrupt, not a SING checkpoint, of an unknown format version, or a tensor is
+        missing or mis-shaped (the message names the file, the tensor and both shapes).
+    """
+    from nsynth_live.models.sing import Sing  # noqa: PLC0415 - models import this module
+    from nsynth_live.models.sing_configs import SingConfig  # noqa: PLC0415
+
+    payload = load_checkpoint(path, model=SING_MODEL_NAME)
+    sing = Sing(SingConfig.from_dict(payload["config"]))
+    try:
+        load_state_dict_checked(sing, payload["state_dict"])
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    return sing.eval(), list(payload["extra"]["instrument_names"])
+
+
+def load_state_dict_checked(model: nn.Module, state_dict: dict) -> None:
+    """Load tensors, failing on the first missing, unexpected or mis-shaped one with its name and shapes.
 
     Raises
     ------
     CheckpointError
-        If the file is missing, unreadable, not a SING checkpoint, of an unknown format version,
-        or its tensors do not fit its config (the message names the tensor and both shapes).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"model checkpoint {path} does not exist")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt file
-        raise CheckpointError(f"model checkpoint {path} is corrupt or not a torch file: {exc}") from exc
-    if not isinstance(data, dict) or data.get("model") != "sing":
-        raise CheckpointError(f"{path} is not a SING checkpoint (no model='sing' entry)")
-    version = data.get("format_version")
-    if version != SING_CHECKPOINT_FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has format_version {version!r}; this nsynth-live reads {SING_CHECKPOINT_FORMAT_VERSION}"
-        )
-    config = SingConfig.from_dict(data["config"])
-    sing = Sing(config)
-    expected = sing.state_dict()
-    found = data["state_dict"]
+    expected = model.state_dict()
     for name, tensor in expected.items():
-        if name not in found:
-            raise CheckpointError(f"{path}: tensor {name} is missing (expected shape {tuple(tensor.shape)})")
-        if found[name].shape != tensor.shape:
-            raise CheckpointError(
-                f"{path}: tensor {name} has shape {tuple(found[name].shape)}, expected {tuple(tensor.shape)}"
-            )
-    unexpected = sorted(set(found) - set(expected))
+        if name not in state_dict:
+            raise CheckpointError(f"tensor {name!r} is missing; expected shape {tuple(tensor.shape)}")
+        found = tuple(state_dict[name].shape)
+        if found != tuple(tensor.shape):
+            raise CheckpointError(f"tensor {name!r} has shape {found}, expected {tuple(tensor.shape)}")
+    unexpected = sorted(set(state_dict) - set(expected))
     if unexpected:
-        raise CheckpointError(f"{path}: unexpected tensors {unexpected[:5]}")
-    sing.load_state_dict(found)
-    return sing.eval(), list(data["instrument_names"])
+        raise CheckpointError(f"unexpected tensors {unexpected[:5]} (of {len(unexpected)}); wrong model config?")
+    model.load_state_dict(state_dict)
 
 
 # ---------------------------------------------------------------------------- generic checkpoints
@@ -175,17 +139,8 @@ def save_checkpoint(
         "hop_length_samples": int(hop_length_samples),
         "extra": dict(extra or {}),
     }
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            torch.save(payload, temp_file)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
+    with atomic_output(path) as temporary:
+        torch.save(payload, temporary)
     return path
 
 

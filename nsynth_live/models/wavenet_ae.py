@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from nsynth_live.functional.mu_law import mu_law_code_to_class, mu_law_code_to_input, mu_law_encode
-from nsynth_live.models.checkpoint import load_checkpoint, save_checkpoint
+from nsynth_live.models.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
 from nsynth_live.models.wavenet_configs import WaveNetAutoencoderConfig, get_wavenet_config
 from nsynth_live.nn.causal_conv import CausalConv1d, SameConv1d
 
@@ -271,18 +271,3 @@ class WaveNetAutoencoder(nn.Module):
         model = cls(WaveNetAutoencoderConfig.from_dict(payload["config"]))
         load_state_dict_checked(model, payload["state_dict"])
         return model
-
-
-def load_state_dict_checked(model: nn.Module, state_dict: dict) -> None:
-    """Load tensors, failing on the first missing, unexpected or mis-shaped one with its name and shapes."""
-    expected = model.state_dict()
-    for name, tensor in expected.items():
-        if name not in state_dict:
-            raise ValueError(f"tensor {name!r} is missing; expected shape {tuple(tensor.shape)}")
-        found = tuple(state_dict[name].shape)
-        if found != tuple(tensor.shape):
-            raise ValueError(f"tensor {name!r} has shape {found}, expected {tuple(tensor.shape)}")
-    unexpected = sorted(set(state_dict) - set(expected))
-    if unexpected:
-        raise ValueError(f"unexpected tensors {unexpected[:5]} (of {len(unexpected)}); wrong model config?")
-    model.load_state_dict(state_dict)

@@ -14,8 +14,6 @@ and show a tqdm progress bar.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nsynth_live.fileio import atomic_output
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder, pad_to_hop
 
 SIDECAR_FORMAT_VERSION = 1
@@ -105,18 +104,9 @@ def collect_files(inputs, *, suffixes) -> list[tuple[Path, Path]]:
 
 # ---------------------------------------------------------------------------- atomic writes
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_PARTIAL_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            write(temp_file)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
+    with atomic_output(path, suffix=_PARTIAL_SUFFIX) as temporary:
+        with open(temporary, "wb") as stream:
+            write(stream)
 
 
 def _remove_stale_partials(folder: Path) -> None:

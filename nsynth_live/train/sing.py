@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from nsynth_live.data.nsynth import NSynthDataset
 from nsynth_live.functional.spectral import spectral_loss
-from nsynth_live.models.checkpoint import CheckpointError, save_atomic
+from nsynth_live.fileio import atomic_output
+from nsynth_live.models.checkpoint import CheckpointError
 from nsynth_live.models.sing import Sing, SingEncoder, crop_frames, decoder_target, pad_note
 from nsynth_live.models.sing_configs import SingConfig
 
@@ -172,8 +173,7 @@ class SingTrainer:
         return torch.optim.Adam(params, lr=self.train_config.learning_rate)
 
     def _save(self) -> None:
-        save_atomic(
-            {
+        state = {
                 "format_version": TRAIN_STATE_FORMAT_VERSION,
                 "model_config": self.model_config.to_dict(),
                 "train_config": asdict(self.train_config),
@@ -186,9 +186,9 @@ class SingTrainer:
                 "history": self.history,
                 "elapsed_seconds": self.elapsed_seconds,
                 "torch_rng": torch.get_rng_state(),
-            },
-            self.state_path,
-        )
+        }
+        with atomic_output(self.state_path) as temporary:
+            torch.save(state, temporary)
 
     def _resume(self) -> None:
         try:

@@ -80,7 +80,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_checkpoint_errors_name_the_problem(tmp_path):
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         load_sing(tmp_path / "missing.pt")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="corrupt"):
@@ -95,11 +95,11 @@ def test_checkpoint_errors_name_the_problem(tmp_path):
     data["format_version"] = 1
     data["state_dict"]["decoder.conv.weight"] = torch.zeros(3, 3, 3)
     torch.save(data, tmp_path / "shape.pt")
-    with pytest.raises(CheckpointError, match=r"decoder\.conv\.weight has shape \(3, 3, 3\), expected \(48, 128, 9\)"):
+    with pytest.raises(CheckpointError, match=r"shape\.pt: tensor 'decoder\.conv\.weight' has shape \(3, 3, 3\), expected \(48, 128, 9\)"):
         load_sing(tmp_path / "shape.pt")
     del data["state_dict"]["decoder.conv.weight"]
     torch.save(data, tmp_path / "missing_tensor.pt")
-    with pytest.raises(CheckpointError, match=r"decoder\.conv\.weight is missing"):
+    with pytest.raises(CheckpointError, match=r"tensor 'decoder\.conv\.weight' is missing; expected shape \(48, 128, 9\)"):
         load_sing(tmp_path / "missing_tensor.pt")
 
 
