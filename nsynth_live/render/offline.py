@@ -7,13 +7,12 @@ Events are applied at the start of the hop nearest to their time (16 ms grid for
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from nsynth_live.engine.midi import parse_midi_message
+from nsynth_live.fileio import atomic_output
 
 
 class MidiFileError(ValueError):
@@ -111,7 +110,8 @@ def render_events(engine, timed_events, *, tail_seconds: float = 2.0, progress: 
 
 def write_wav_atomic(path, audio: np.ndarray, *, sample_rate: int, force: bool = False,
                      subtype: str = "PCM_16") -> Path:
-    """Write ``audio`` to a WAV file atomically (temp file in the same folder, then ``os.replace``).
+    """Write ``audio`` to a WAV file atomically (``nsynth_live.fileio.atomic_output``: a temporary
+    file in the same folder, then ``os.replace``; normal file permissions).
 
     Parameters
     ----------
@@ -136,17 +136,9 @@ def write_wav_atomic(path, audio: np.ndarray, *, sample_rate: int, force: bool =
     path = Path(path)
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass force=True (--force) to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.wav", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, np.asarray(audio, dtype=np.float32), int(sample_rate), subtype=subtype,
+    with atomic_output(path, overwrite=True, suffix=".tmp.wav") as temporary:
+        sf.write(temporary, np.asarray(audio, dtype=np.float32), int(sample_rate), subtype=subtype,
                  format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -1,5 +1,7 @@
 """Offline rendering of MIDI files through the live engine's render_hop."""
 
+import os
+
 import mido
 import numpy as np
 import pytest
@@ -97,6 +99,9 @@ def test_wav_is_written_atomically_and_not_overwritten(tmp_path):
     write_wav_atomic(path, np.ones((100, 2)) * 0.5, sample_rate=48000, force=True)
     assert np.allclose(sf.read(path)[0], 0.5, atol=1e-4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["take.wav"]  # no temp files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # permissions of a plain open()
 
 
 def test_render_refuses_to_overwrite_before_rendering(tmp_path):
