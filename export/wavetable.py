@@ -81,32 +81,23 @@ def _read_note(path: Path):
 
 
 def _load_preset_synth(preset: str, model_path: Path):
-    """The SING streaming synth and the preset's corner embeddings (order (0,0), (1,0), (0,1), (1,1))."""
+    """The SING streaming synth and the preset's corner embeddings (order (0,0), (1,0), (0,1), (1,1)).
+
+    Raises
+    ------
+    ValueError
+        ``PresetError`` for an unknown or invalid preset (listing the valid ones, or naming the corner
+        the model does not know), ``ModelFileError`` for a missing or unreadable model.
+    """
     import numpy as np
 
-    try:
-        from nsynth_live.presets import load_preset
-    except ImportError as error:
-        raise SystemExit(
-            f"error: --preset needs nsynth_live.presets.load_preset, which this installation lacks ({error}); "
-            "use --from-wav, or update nsynth-live"
-        ) from error
-    try:
-        from nsynth_live.runtime.sing_onnx import load_synth
-    except ImportError as error:
-        raise SystemExit(
-            f"error: --preset needs the SING ONNX runtime nsynth_live.runtime.sing_onnx ({error}); install the "
-            "'cpu' or 'gpu' extra (onnxruntime) and update nsynth-live, or use --from-wav"
-        ) from error
-    if not model_path.exists():
-        raise SystemExit(f"error: SING model {model_path} not found; pass --model PATH to an exported model")
+    from nsynth_live.presets import check_preset_instruments, load_preset
+    from nsynth_live.runtime.sing_onnx import load_synth
+
     settings = load_preset(preset)
     synth = load_synth(model_path)
-    try:
-        corners = np.stack([synth.instrument_embedding(name) for name in settings.corners])
-    except KeyError as error:
-        raise SystemExit(f"error: preset {preset!r} names an instrument the model does not know: {error}") from error
-    return synth, corners
+    check_preset_instruments(settings, synth.spec.instrument_names)
+    return synth, np.stack([synth.instrument_embedding(name) for name in settings.corners])
 
 
 def main(argv=None) -> int:

@@ -95,12 +95,29 @@ def test_preset_mode_needs_path_and_pitch(cli, tmp_path, capsys):
 
 
 def test_preset_mode_without_the_model_fails_clearly(cli, tmp_path, capsys):
-    # On a branch without presets / the SING runtime (or without a model file) the error says what is missing.
-    with pytest.raises(SystemExit) as stopped:
-        cli.main(["--preset", "default", "--path", "0,0 1,1", "--pitch", "48",
-                  "--model", str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "t.wav")])
-    message = str(stopped.value.code)
-    assert message.startswith("error:") and ("nsynth_live" in message or "missing.onnx" in message)
+    assert cli.main(["--preset", "default", "--path", "0,0 1,1", "--pitch", "48",
+                     "--model", str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "t.wav")]) == 2
+    message = capsys.readouterr().err
+    assert message.startswith("error:") and "missing.onnx" in message and "does not exist" in message
+
+
+def test_preset_mode_with_an_unknown_preset_lists_the_valid_ones(cli, tmp_path, capsys):
+    assert cli.main(["--preset", "nope", "--path", "0,0 1,1", "--pitch", "69", "-o", str(tmp_path / "t.wav")]) == 2
+    message = capsys.readouterr().err
+    assert "nope" in message and "default" in message and "keys" in message
+
+
+def test_preset_mode_renders_a_path_with_the_default_model(cli, tmp_path):
+    """The real SING model and preset: one frame per pad point, timbre changing along the path."""
+    out = tmp_path / "path.vitaltable"
+    assert cli.main(["--preset", "default", "--path", "0,0 1,0 0,1 1,1", "--pitch", "69", "-o", str(out)]) == 0
+    frames, _, _ = read_vitaltable(out)
+    assert frames.shape == (4, 2048)
+    spectra = np.abs(np.fft.rfft(frames, axis=1))[:, 1:20]
+    assert int(np.argmax(spectra[0])) == 0 or spectra[0, 0] > 0.1 * spectra[0].max()  # one cycle per frame
+    corners = spectra / np.linalg.norm(spectra, axis=1, keepdims=True)
+    assert np.min(np.linalg.norm(corners[:, None] - corners[None], axis=2)[np.triu_indices(4, 1)]) > 0.05
+    assert out.with_suffix(".png").is_file()
 
 
 def test_script_runs_as_a_program(note_wav, tmp_path):
