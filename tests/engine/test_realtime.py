@@ -1,12 +1,11 @@
 """RealtimeRunner driven by a fake callback loop (no audio device)."""
 
-import threading
 import time
 
 import numpy as np
 import pytest
 
-from nsynth_live.engine import Engine, NoteOff, NoteOn, RealtimeRunner
+from nsynth_live.engine import Engine, NoteOn, RealtimeRunner
 from tests.engine.signal_checks import render_hops
 
 
