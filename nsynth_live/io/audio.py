@@ -64,6 +64,44 @@ def _import_sounddevice():
     return sounddevice
 
 
+_jack_client_name_buffer = None  # keeps the name PortAudio points to alive
+
+
+def set_jack_client_name(name: str) -> bool:
+    """Name the JACK client PortAudio creates (its ports become ``<name>:out_0``, ``<name>:out_1``).
+
+    Must run before any stream is opened: PortAudio reads the name when it initialises, so this
+    re-initialises PortAudio (sounddevice has no public call for either step; ``PaJack_SetClientName``
+    is PortAudio's JACK-specific API, ``pa_jack.h``).
+
+    Returns
+    -------
+    bool
+        False if this PortAudio build has no JACK support (nothing changed).
+
+    Raises
+    ------
+    AudioDeviceError
+        If PortAudio cannot be loaded.
+    """
+    import ctypes
+
+    sd = _import_sounddevice()
+    try:
+        set_name = ctypes.CDLL(sd._libname).PaJack_SetClientName
+    except (AttributeError, OSError):
+        return False
+    global _jack_client_name_buffer
+    # PortAudio keeps the pointer, not a copy: the buffer must outlive every later Pa_Initialize.
+    _jack_client_name_buffer = ctypes.create_string_buffer(name.encode())
+    sd._terminate()
+    try:
+        set_name(_jack_client_name_buffer)
+    finally:
+        sd._initialize()
+    return True
+
+
 def list_output_devices() -> list[OutputDevice]:
     """All PortAudio devices with at least one output channel, in PortAudio's order.
 
