@@ -1,0 +1,192 @@
+"""Versioned TOML presets: the four corner instruments of the timbre XY pad, and the envelope.
+
+A preset file ``presets/<name>.toml`` (format version 1)::
+
+    format_version = 1
+    name = "default"                  # must equal the file name without .toml
+    description = "..."               # optional
+    corners = ["organ_acoustic_005",  # (x, y) = (0, 0)
+               "string_acoustic_011", # (1, 0)
+               "flute_acoustic_016",  # (0, 1)
+               "reed_acoustic_015"]   # (1, 1)
+    xy = [0.5, 0.5]                   # start position, each in [0, 1]
+    release_seconds = 0.5             # release time to -60 dB after note-off
+    gain_db = -6.0                    # master gain
+
+Corner names are NSynth ``instrument_str`` names; :func:`check_preset_instruments` validates them
+against a model's instrument list (the engine does so when it loads a preset).
+
+Preset names are plain identifiers (letters, digits, ``_`` and ``-``): a name never reaches the
+filesystem outside the presets directory.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+PRESET_FORMAT_VERSION = 1
+DEFAULT_PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+DEFAULT_PRESET_NAME = "default"
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
+RELEASE_SECONDS_RANGE = (0.01, 4.0)  # s
+GAIN_DB_RANGE = (-60.0, 12.0)  # dB
+CORNER_ORDER = ((0, 0), (1, 0), (0, 1), (1, 1))  # (x, y) of corners[0..3]
+
+
+class PresetError(ValueError):
+    """A preset is unknown, refused, unreadable or invalid (the message says which and why)."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One timbre preset.
+
+    Attributes
+    ----------
+    name : str
+        Plain identifier, equal to the file name without ``.toml``.
+    corners : tuple of 4 str
+        NSynth ``instrument_str`` at (x, y) = (0, 0), (1, 0), (0, 1), (1, 1).
+    xy : tuple of 2 float
+        Start position of the XY pad, each in [0, 1].
+    release_seconds : float
+        Time for a released note to fall by 60 dB, in s (0.01..4).
+    gain_db : float
+        Master gain in dB (-60..12).
+    description : str
+        Free text.
+    """
+
+    name: str
+    corners: tuple[str, str, str, str]
+    xy: tuple[float, float] = (0.5, 0.5)
+    release_seconds: float = 0.5
+    gain_db: float = -6.0
+    description: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not _NAME_PATTERN.fullmatch(self.name):
+            raise PresetError(f"preset name must be a plain identifier, got {self.name!r}")
+        corners = self.corners
+        if (not isinstance(corners, (tuple, list)) or len(corners) != 4
+                or not all(isinstance(c, str) and c for c in corners)):
+            raise PresetError(
+                f"preset {self.name!r}: corners must be 4 instrument names in the order "
+                f"(x,y) = (0,0), (1,0), (0,1), (1,1), got {corners!r}")
+        object.__setattr__(self, "corners", tuple(corners))
+        xy = self.xy
+        if (not isinstance(xy, (tuple, list)) or len(xy) != 2
+                or not all(_is_number(v) and 0.0 <= v <= 1.0 for v in xy)):
+            raise PresetError(f"preset {self.name!r}: xy must be two numbers in [0, 1], got {xy!r}")
+        object.__setattr__(self, "xy", (float(xy[0]), float(xy[1])))
+        low, high = RELEASE_SECONDS_RANGE
+        if not _is_number(self.release_seconds) or not low <= self.release_seconds <= high:
+            raise PresetError(f"preset {self.name!r}: release_seconds must be in [{low}, {high}] s, "
+                              f"got {self.release_seconds!r}")
+        low, high = GAIN_DB_RANGE
+        if not _is_number(self.gain_db) or not low <= self.gain_db <= high:
+            raise PresetError(f"preset {self.name!r}: gain_db must be in [{low}, {high}] dB, "
+                              f"got {self.gain_db!r}")
+        if not isinstance(self.description, str):
+            raise PresetError(f"preset {self.name!r}: description must be a string")
+
+
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def list_presets(*, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> list[str]:
+    """Names of the presets in ``presets_dir`` (files ``<name>.toml`` with a valid name), sorted."""
+    directory = Path(presets_dir)
+    if not directory.is_dir():
+        return []
+    return sorted(p.stem for p in directory.glob("*.toml")
+                  if p.is_file() and _NAME_PATTERN.fullmatch(p.stem))
+
+
+def preset_path(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> Path:
+    """The file of preset ``name``, refusing any name that is not a plain identifier.
+
+    Raises
+    ------
+    PresetError
+        If ``name`` contains anything but letters, digits, ``_`` and ``-`` (``/``, ``..``, an
+        absolute path, NUL, ...), or resolves outside ``presets_dir`` (a symlink).
+    """
+    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
+        raise PresetError(
+            f"preset name {name!r} refused: a preset name is a plain identifier (letters, digits, "
+            f"'_' and '-', at most 64 characters); valid presets: "
+            f"{', '.join(list_presets(presets_dir=presets_dir)) or '(none)'}")
+    directory = Path(presets_dir).resolve()
+    path = (directory / f"{name}.toml").resolve()
+    if path.parent != directory:
+        raise PresetError(f"preset {name!r} resolves to {path}, outside the presets directory "
+                          f"{directory}; refused")
+    return path
+
+
+def load_preset(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> Preset:
+    """Read and validate preset ``presets_dir/<name>.toml``.
+
+    Raises
+    ------
+    PresetError
+        Unknown preset (the message lists the valid ones), refused name, unreadable or corrupt
+        TOML, unknown ``format_version``, or invalid fields (the message names the file).
+    """
+    path = preset_path(name, presets_dir=presets_dir)
+    if not path.is_file():
+        valid = list_presets(presets_dir=presets_dir)
+        raise PresetError(f"unknown preset {name!r}; valid presets in {Path(presets_dir)}: "
+                          f"{', '.join(valid) or '(none)'}")
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise PresetError(f"preset file {path} is not valid TOML: {error}") from error
+    except OSError as error:
+        raise PresetError(f"cannot read preset file {path}: {error}") from error
+    version = data.get("format_version")
+    if version != PRESET_FORMAT_VERSION:
+        raise PresetError(f"preset file {path} has format_version {version!r}; this version of "
+                          f"nsynth-live reads format_version {PRESET_FORMAT_VERSION} only")
+    known = {"format_version", "name", "description", "corners", "xy", "release_seconds", "gain_db"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise PresetError(f"preset file {path}: unknown keys {unknown}; valid keys: {sorted(known)}")
+    if data.get("name") != name:
+        raise PresetError(f"preset file {path}: name = {data.get('name')!r} must equal the file "
+                          f"name {name!r}")
+    if "corners" not in data:
+        raise PresetError(f"preset file {path}: missing 'corners' (4 instrument names)")
+    try:
+        return Preset(
+            name=name,
+            corners=data["corners"],
+            xy=data.get("xy", (0.5, 0.5)),
+            release_seconds=data.get("release_seconds", 0.5),
+            gain_db=data.get("gain_db", -6.0),
+            description=data.get("description", ""),
+        )
+    except PresetError as error:
+        raise PresetError(f"preset file {path}: {error}") from error
+
+
+def check_preset_instruments(preset: Preset, instrument_names) -> None:
+    """Check that every corner of ``preset`` is one of a model's ``instrument_names``.
+
+    Raises
+    ------
+    PresetError
+        Naming the unknown corner(s) and listing the valid instruments.
+    """
+    valid = tuple(instrument_names)
+    missing = [c for c in preset.corners if c not in valid]
+    if missing:
+        raise PresetError(f"preset {preset.name!r}: corner instrument(s) {missing} not in the "
+                          f"model; valid instruments: {', '.join(valid)}")
