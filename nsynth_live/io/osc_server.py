@@ -2,11 +2,11 @@
 
 One serving thread handles datagrams in arrival order (python-osc's ``BlockingOSCUDPServer`` run in
 a daemon thread; the threading server starts a thread per packet, so XY moves could be applied out
-of order). Every message goes through the pure router
-:func:`nsynth_live.engine.osc.route_osc` (address space: ``docs/osc.md``); what it rejects, and
-datagrams that are not OSC at all, are counted and warned about (rate-limited) and never stop the
-server. Bundles are applied on arrival, whatever their timetag (a future timetag would otherwise make
-the serving thread sleep).
+of order). Every message goes through the pure router :func:`nsynth_live.engine.osc.route_osc`
+(address space: ``docs/osc.md``), which logs why it rejects a message; rejected messages are
+counted here, and datagrams that are not OSC at all are counted and warned about (rate-limited).
+Neither stops the server. Bundles are applied on arrival, whatever their timetag (a future timetag
+would otherwise make the serving thread sleep).
 
 OSC has no authentication, so the server binds to 127.0.0.1 unless told otherwise.
 """
@@ -41,7 +41,7 @@ class OscServer:
     port : int
         UDP port, 0..65535; 0 lets the OS choose (see :attr:`address`).
     router : callable, optional
-        ``router(address: str, args: list) -> Event | None``, pure and never raising;
+        ``router(address: str, args: tuple) -> Event | None``, pure and never raising;
         default :func:`nsynth_live.engine.osc.route_osc`.
 
     Attributes
@@ -91,18 +91,15 @@ class OscServer:
         """
         self.messages_received += 1
         try:
-            event = self._router(address, list(args))
+            event = self._router(address, tuple(args))
         except Exception as error:  # noqa: BLE001 - route_osc promises not to raise; be safe anyway
             event = None
             self._warn(f"raise:{address}", "OSC router failed on %s %r: %s", address, list(args), error)
         if event is None:
+            # route_osc already warned about malformed arguments (and keeps unknown addresses,
+            # which controllers send plenty of, at debug level); only count here.
             self.messages_rejected += 1
-            self._warn(
-                f"reject:{address}",
-                "ignored OSC message %s %r (unknown address or bad arguments; see docs/osc.md)",
-                address,
-                list(args),
-            )
+            logger.debug("OSC message %s %r produced no event", address, list(args))
             return
         self._post(event)
         self.events_posted += 1

@@ -58,7 +58,7 @@ def test_messages_arrive_in_order_on_one_thread(served):
     assert [e[1] for e in collector.events] == pytest.approx([i / 200.0 for i in range(200)], rel=1e-6)
 
 
-def test_malformed_packets_are_warned_about_and_server_keeps_serving(served, caplog):
+def test_malformed_packets_are_counted_and_server_keeps_serving(served, caplog):
     server, collector = served
     host, port = server.address
     raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -75,16 +75,39 @@ def test_malformed_packets_are_warned_about_and_server_keeps_serving(served, cap
     assert collector.events == [("xy", 0.25, 0.75)]
     assert server.packets_malformed == 2
     assert server.messages_rejected == 3
-    text = caplog.text
-    assert "malformed OSC packet" in text and "/nowhere" in text and "'left'" in text
+    assert caplog.text.count("malformed OSC packet") == 2
+
+
+def test_real_router_over_udp_warns_clamps_and_keeps_playing(caplog):
+    """The default router (route_osc): bad messages are logged, the next good one still arrives."""
+    from nsynth_live.engine.events import NoteOff, NoteOn, SetXY
+
+    collector = Collector()
+    server = OscServer(collector.post, port=0)
+    server.start()
+    try:
+        client = SimpleUDPClient(*server.address)
+        with caplog.at_level(logging.WARNING):
+            client.send_message("/nsynth/xy", ["left", "up"])
+            client.send_message("/nsynth/xy", [float("nan"), 0.5])
+            client.send_message("/nsynth/note_on", [60])
+            client.send_message("/1/xy1", [1.5, 0.25])  # out of range: clamped, with a warning
+            client.send_message("/nsynth/note_on", [60, 100])
+            client.send_message("/nsynth/note_off", [60])
+            assert collector.wait_for(3)
+    finally:
+        server.stop()
+    assert collector.events == [SetXY(1.0, 0.25), NoteOn(60, 100), NoteOff(60)]
+    assert server.messages_rejected == 3
+    assert "'left'" in caplog.text and "clamped" in caplog.text
 
 
 def test_warnings_are_rate_limited(caplog):
     server = OscServer(lambda e: None, port=0, router=toy_router)
     with caplog.at_level(logging.WARNING, logger="nsynth_live.io.osc_server"):
         for _ in range(250):
-            server.handle_message("/bad", [])
-    assert server.messages_rejected == 250
+            server.handle_datagram(b"garbage")
+    assert server.packets_malformed == 250
     assert 5 <= len(caplog.records) <= 8
 
 
