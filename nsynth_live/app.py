@@ -128,17 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
 # loading inputs (each failure becomes one clear message)
 # ---------------------------------------------------------------------------------------------
 def load_preset_or_explain(name: str):
-    """Load a preset; an unknown name lists the valid ones."""
-    from nsynth_live.presets import list_presets, load_preset
+    """Load a preset; an unknown or invalid one gives a message listing the valid names."""
+    from nsynth_live.presets import PresetError, list_presets, load_preset
 
     try:
         return load_preset(name)
-    except (KeyError, FileNotFoundError, ValueError) as error:
-        try:
-            valid = ", ".join(list_presets()) or "(none found)"
-        except Exception:  # noqa: BLE001
-            valid = "(could not list presets)"
-        raise AppError(f"unknown or invalid preset {name!r} ({error}). Valid presets: {valid}") from error
+    except PresetError as error:
+        message = str(error)
+        if "valid presets" not in message.lower():
+            message += f". Valid presets: {', '.join(list_presets()) or '(none found)'}"
+        raise AppError(message) from error
 
 
 def load_midi_events_or_explain(path: Path) -> list:
