@@ -1,0 +1,374 @@
+"""A JACK dummy server and a probe client for end-to-end tests and latency measurements.
+
+The JACK dummy driver runs a real, deadline-enforcing audio graph without a sound card
+(../shared/reference/realtime-engine.md). :class:`JackServer` starts one under a unique server
+name; :class:`JackProbe` is a second JACK client (the ``JACK-Client`` package) that sends MIDI to the
+instrument's JACK MIDI port and captures the instrument's audio output ports in the same process
+callback, so both share JACK's frame clock: the MIDI-in to audio-out latency is a difference of two
+frame times, exact to the sample.
+
+Needs the Debian packages ``jackd2`` (jackd, jack_wait) and the PyPI package ``JACK-Client``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+class JackUnavailable(RuntimeError):
+    """jackd or the JACK-Client package is missing, or the server did not come up."""
+
+
+def jack_tools_missing() -> str | None:
+    """Why JACK tests cannot run here (None when they can)."""
+    for tool in ("jackd", "jack_wait"):
+        if shutil.which(tool) is None:
+            return f"{tool} not found: install the Debian package jackd2"
+    try:
+        import jack  # noqa: F401
+    except (ImportError, OSError) as error:
+        return f"the JACK-Client package is not usable ({error}): pip install JACK-Client"
+    return None
+
+
+class JackServer:
+    """``jackd --no-realtime -d dummy`` under a unique name; a context manager.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Hz of the server.
+    period_frames : int
+        Frames per JACK cycle (256 at 48 kHz: a deadline every 5.33 ms).
+    name : str, optional
+        Server name (default: ``nsynth-test-<random>``) so concurrent tests do not collide.
+    log_path : Path, optional
+        Where jackd's output goes (default: discarded).
+
+    Attributes
+    ----------
+    env : dict
+        ``os.environ`` plus ``JACK_DEFAULT_SERVER`` (and no server autostart) for client processes.
+    """
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int = 48_000,
+        period_frames: int = 256,
+        name: str | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.sample_rate = int(sample_rate)
+        self.period_frames = int(period_frames)
+        self.name = name or f"nsynth-test-{uuid.uuid4().hex[:8]}"
+        self.log_path = log_path
+        self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1",
+                        JACK_NO_AUDIO_RESERVATION="1")
+        self._process: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self, *, timeout_seconds: float = 10.0) -> "JackServer":
+        """Start jackd and wait until it accepts clients.
+
+        Raises
+        ------
+        JackUnavailable
+            If the tools are missing or the server is not up within ``timeout_seconds``.
+        """
+        missing = jack_tools_missing()
+        if missing:
+            raise JackUnavailable(missing)
+        command = [
+            "jackd", "--no-realtime", "-n", self.name,
+            "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period_frames),
+        ]
+        self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
+        self._process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
+        waited = subprocess.run(
+            ["jack_wait", "-w", "-t", str(max(1, int(timeout_seconds)))],
+            env=self.env, capture_output=True, text=True, timeout=timeout_seconds + 5,
+        )
+        if waited.returncode != 0 or self._process.poll() is not None:
+            self.stop()
+            raise JackUnavailable(
+                f"jackd did not start ({' '.join(command)}): {waited.stdout.strip()} {waited.stderr.strip()}"
+            )
+        return self
+
+    def stop(self) -> None:
+        """Terminate jackd (kill after 5 s); idempotent."""
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()
+                try:
+                    self._process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait(timeout=5)
+            self._process = None
+        if self._log not in (None, subprocess.DEVNULL):
+            self._log.close()
+        self._log = None
+
+    def __enter__(self) -> "JackServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class JackProbe:
+    """A JACK client that plays MIDI into the instrument and records its audio, on one clock.
+
+    Parameters
+    ----------
+    server_name : str
+        The JACK server to join.
+    capture_seconds : float
+        Capacity of the preallocated capture buffer (s).
+    channels : int
+        Audio inputs to record.
+    client_name : str
+        JACK client name (ports ``<client_name>:midi_out``, ``:in_1``, ``:in_2``).
+
+    Attributes
+    ----------
+    sample_rate : int
+        Hz of the server.
+    xrun_count : int
+        Xruns JACK reported to this client while it ran.
+    """
+
+    def __init__(
+        self,
+        *,
+        server_name: str,
+        capture_seconds: float = 20.0,
+        channels: int = 2,
+        client_name: str = "nsynth-probe",
+    ) -> None:
+        try:
+            import jack
+        except (ImportError, OSError) as error:
+            raise JackUnavailable(f"the JACK-Client package is not usable ({error}): pip install JACK-Client") from error
+        self._client = jack.Client(client_name, servername=server_name, no_start_server=True)
+        self.sample_rate = int(self._client.samplerate)
+        self._midi_out = self._client.midi_outports.register("midi_out")
+        self._inputs = [self._client.inports.register(f"in_{i + 1}") for i in range(channels)]
+        self._buffer = np.zeros((int(capture_seconds * self.sample_rate), channels), dtype=np.float32)
+        self._messages: list[bytes] = []
+        self._message_frames = np.zeros(0, dtype=np.int64)  # relative to the capture start
+        self.sent_frames = np.zeros(0, dtype=np.int64)  # relative to the capture start, as written
+        self._next = 0
+        self._armed = False
+        self._running = False
+        self.capture_start_frame: int | None = None  # absolute JACK frame time of buffer row 0
+        self.capture_start_monotonic: float | None = None  # time.monotonic() at that cycle
+        self.captured_frames = 0
+        self.xrun_count = 0
+        self._client.set_process_callback(self._process)
+        self._client.set_xrun_callback(self._on_xrun)
+        self._client.activate()
+
+    # -- JACK thread -------------------------------------------------------------------------
+    def _on_xrun(self, delay_usecs: float) -> None:
+        self.xrun_count += 1
+
+    def _process(self, frames: int) -> None:
+        self._midi_out.clear_buffer()
+        if not self._armed:
+            return
+        cycle_start = self._client.last_frame_time
+        if self.capture_start_frame is None:
+            self.capture_start_frame = cycle_start
+            self.capture_start_monotonic = time.monotonic()
+        position = cycle_start - self.capture_start_frame
+        while self._next < len(self._messages) and self._message_frames[self._next] < position + frames:
+            offset = max(0, int(self._message_frames[self._next]) - position)
+            self._midi_out.write_midi_event(offset, self._messages[self._next])
+            self.sent_frames[self._next] = position + offset
+            self._next += 1
+        if 0 <= position and position + frames <= self._buffer.shape[0]:
+            for channel, port in enumerate(self._inputs):
+                self._buffer[position:position + frames, channel] = port.get_array()
+            self.captured_frames = position + frames
+
+    # -- control side ------------------------------------------------------------------------
+    @property
+    def midi_port_name(self) -> str:
+        return self._midi_out.name
+
+    def input_port_names(self) -> list[str]:
+        return [port.name for port in self._inputs]
+
+    def ports(self, pattern: str = "", *, is_midi: bool = False, is_audio: bool = False) -> list[str]:
+        """Names of the server's ports matching a regular expression."""
+        return [p.name for p in self._client.get_ports(pattern, is_midi=is_midi, is_audio=is_audio)]
+
+    def connect(self, source: str, destination: str) -> None:
+        self._client.connect(source, destination)
+
+    def start(self, timed_messages: Sequence[tuple[float, Sequence[int]]]) -> None:
+        """Start capturing at the next JACK cycle and send each message at its time.
+
+        Parameters
+        ----------
+        timed_messages : sequence of (seconds, MIDI bytes)
+            Seconds after the capture start; sorted here.
+        """
+        ordered = sorted(timed_messages, key=lambda pair: pair[0])
+        self._messages = [bytes(message) for _, message in ordered]
+        self._message_frames = np.array([round(t * self.sample_rate) for t, _ in ordered], dtype=np.int64)
+        self.sent_frames = np.full(len(ordered), -1, dtype=np.int64)
+        self._next = 0
+        self.capture_start_frame = None
+        self.captured_frames = 0
+        self._armed = True
+
+    def wait_until(self, seconds: float, *, timeout_seconds: float = 60.0) -> None:
+        """Block until ``seconds`` of audio have been captured."""
+        deadline = time.monotonic() + timeout_seconds
+        target = min(int(seconds * self.sample_rate), self._buffer.shape[0])
+        while self.captured_frames < target:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"captured {self.captured_frames} of {target} frames in {timeout_seconds} s")
+            time.sleep(0.02)
+
+    def captured(self) -> np.ndarray:
+        """The capture so far, ``(frames, channels)`` float32 (a copy)."""
+        return self._buffer[: self.captured_frames].copy()
+
+    def close(self) -> None:
+        self._armed = False
+        try:
+            self._client.deactivate()
+        finally:
+            self._client.close()
+
+
+READY_PREFIX = "nsynth-live ready "  # run_live.py prints this + JSON when it plays
+STATS_PREFIX = "nsynth-live stats: "  # and this + JSON at exit
+
+
+class InstrumentProcess:
+    """``run_live.py`` running live as a subprocess on a JACK server.
+
+    Parameters
+    ----------
+    arguments : sequence of str
+        Extra ``run_live.py`` arguments (``--audio-device JACK`` and ``--stats-json`` are added).
+    env : dict
+        Environment (use :attr:`JackServer.env`).
+    stats_path : Path
+        Where the instrument writes its statistics at exit.
+    repo_root : Path
+        Folder holding ``run_live.py`` (the working directory of the process).
+    python : str
+        Interpreter (default: this one).
+    """
+
+    def __init__(self, arguments: Sequence[str], *, env: dict, stats_path: Path, repo_root: Path,
+                 python: str | None = None) -> None:
+        import sys
+        import threading
+
+        self.stats_path = Path(stats_path)
+        run_env = dict(env)
+        run_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root), env.get("PYTHONPATH", "")]))
+        run_env["PYTHONUNBUFFERED"] = "1"
+        command = [python or sys.executable, str(Path(repo_root) / "run_live.py"), "--audio-device", "JACK",
+                   "--stats-json", str(self.stats_path), "--force", *arguments]
+        self.command = command
+        self.lines: list[str] = []
+        self.ready: dict | None = None
+        self._ready_event = threading.Event()
+        self._process = subprocess.Popen(command, cwd=repo_root, env=run_env, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        import json
+
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith(READY_PREFIX):
+                self.ready = json.loads(line[len(READY_PREFIX):])
+                self._ready_event.set()
+        self._ready_event.set()  # the process ended: wake a waiter
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_ready(self, *, timeout_seconds: float = 90.0) -> dict:
+        """Block until the instrument plays; raise RuntimeError (with its output) if it does not."""
+        self._ready_event.wait(timeout_seconds)
+        if self.ready is None:
+            self.stop()
+            raise RuntimeError(f"the instrument did not become ready:\n$ {' '.join(self.command)}\n{self.output}")
+        return self.ready
+
+    def stop(self, *, timeout_seconds: float = 20.0) -> int:
+        """Ctrl-C (SIGINT) the instrument, wait for it, return its exit code."""
+        import signal
+
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGINT)
+            try:
+                self._process.wait(timeout=timeout_seconds)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=5)
+        self._reader.join(timeout=5)
+        return self._process.returncode
+
+    def stats(self) -> dict:
+        """The ``--stats-json`` object the instrument wrote at exit."""
+        import json
+
+        return json.loads(self.stats_path.read_text())
+
+
+def onset_frame(audio: np.ndarray, *, start_frame: int, search_frames: int, threshold_ratio: float = 0.1,
+                peak_frames: int | None = None) -> int | None:
+    """First frame at or after ``start_frame`` whose magnitude reaches ``threshold_ratio`` x the peak.
+
+    Parameters
+    ----------
+    audio : (frames,) float
+        Mono capture.
+    start_frame : int
+        Where to start looking (the frame the MIDI note-on was sent at).
+    search_frames : int
+        How far to look for the onset.
+    threshold_ratio : float
+        Fraction of the note's peak magnitude (0.1 = -20 dB) that marks the onset.
+    peak_frames : int, optional
+        Span after ``start_frame`` over which the peak is taken (default: ``search_frames``).
+
+    Returns
+    -------
+    int or None
+        Absolute frame index, or None if the note never reached the threshold (silence).
+    """
+    span = np.abs(audio[start_frame:start_frame + (peak_frames or search_frames)])
+    if span.size == 0:
+        return None
+    peak = float(span.max())
+    if peak <= 1e-4:  # -80 dBFS: nothing played
+        return None
+    hits = np.flatnonzero(span[:search_frames] >= threshold_ratio * peak)
+    return int(start_frame + hits[0]) if hits.size else None

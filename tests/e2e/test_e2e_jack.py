@@ -1,0 +1,254 @@
+"""End to end on a real audio server: JACK (dummy driver), the instrument live, MIDI and OSC in.
+
+The instrument (``run_live.py``) runs as its own process on a JACK dummy server, its audio through
+PortAudio's JACK host API and its MIDI input a JACK virtual port. A probe client in this process
+(``JACK-Client``) sends a MIDI file's notes to that port and records the instrument's output ports
+in the same JACK cycle, so the MIDI-in to audio-out latency is measured on JACK's frame clock.
+OSC comes from ``oscsend`` (Debian liblo-tools), a non-Python client.
+
+Needs: Debian jackd2 and liblo-tools, PyPI JACK-Client, and the default model
+``models/sing_default.onnx``. Skipped, with the reason, where any of them is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from nsynth_live.functional.midi import cents_between, midi_to_hz
+from nsynth_live.io.jack_session import (
+    InstrumentProcess,
+    JackProbe,
+    JackServer,
+    JackUnavailable,
+    jack_tools_missing,
+    onset_frame,
+)
+
+pytestmark = [pytest.mark.jack, pytest.mark.slow]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL_PATH = REPO_ROOT / "models" / "sing_default.onnx"
+EXAMPLE_MIDI = REPO_ROOT / "examples" / "bach_bwv66_6.mid"
+SAMPLE_RATE = 48_000  # Hz of the JACK server
+PERIOD_FRAMES = 256  # JACK cycle: 5.33 ms at 48 kHz
+NOTE_ON, NOTE_OFF = 0x90, 0x80  # MIDI status bytes, channel 1
+PITCH_TOLERANCE_CENTS = 50.0
+
+
+# ---------------------------------------------------------------------------------------------
+# a simple f0 estimator (YIN's cumulative mean normalised difference; de Cheveigne & Kawahara
+# 2002, steps 1-5) until nsynth_live.functional.pitch lands on main
+# ---------------------------------------------------------------------------------------------
+def estimate_f0_hz(audio: np.ndarray, sample_rate: int, *, fmin_hz: float = 50.0, fmax_hz: float = 2000.0,
+                   frame_samples: int = 2048, threshold: float = 0.15) -> float:
+    """Median YIN f0 of a mono signal (Hz); NaN if no frame is voiced."""
+    tau_min = int(sample_rate / fmax_hz)
+    tau_max = int(sample_rate / fmin_hz)
+    estimates = []
+    for start in range(0, len(audio) - frame_samples - tau_max, frame_samples // 2):
+        frame = audio[start:start + frame_samples + tau_max].astype(np.float64)
+        window = frame[:frame_samples]
+        diff = np.array([np.sum((window - frame[tau:tau + frame_samples]) ** 2) for tau in range(tau_max + 1)])
+        cumulative = np.cumsum(diff[1:])
+        cmnd = np.ones_like(diff)
+        cmnd[1:] = diff[1:] * np.arange(1, tau_max + 1) / np.maximum(cumulative, 1e-12)
+        below = np.flatnonzero(cmnd[tau_min:] < threshold)
+        if below.size == 0:
+            continue
+        tau = tau_min + below[0]
+        while tau + 1 <= tau_max and cmnd[tau + 1] < cmnd[tau]:  # walk down to the local minimum
+            tau += 1
+        if 1 <= tau < tau_max:  # parabolic interpolation of the minimum
+            a, b, c = cmnd[tau - 1], cmnd[tau], cmnd[tau + 1]
+            shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
+        else:
+            shift = 0.0
+        estimates.append(sample_rate / (tau + shift))
+    return float(np.median(estimates)) if estimates else float("nan")
+
+
+def test_yin_estimator_on_synthetic_tones():
+    """The estimator this file relies on: harmonic tones within 5 cents."""
+    t = np.arange(int(0.3 * SAMPLE_RATE)) / SAMPLE_RATE
+    for pitch_midi in (40, 57, 64, 76, 84):
+        f0 = float(midi_to_hz(pitch_midi))
+        tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6))
+        assert abs(cents_between(estimate_f0_hz(tone, SAMPLE_RATE), f0)) < 5
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def jack_server(tmp_path):
+    """A JACK dummy server under a unique name, always stopped at teardown."""
+    reason = jack_tools_missing()
+    if reason:
+        pytest.skip(reason)
+    server = JackServer(sample_rate=SAMPLE_RATE, period_frames=PERIOD_FRAMES, log_path=tmp_path / "jackd.log")
+    try:
+        server.start()
+    except JackUnavailable as error:
+        pytest.fail(f"jackd is installed but did not start: {error}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def model_path():
+    if not MODEL_PATH.is_file():
+        pytest.skip(f"{MODEL_PATH} not present (the trained default model)")
+    return MODEL_PATH
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
+
+
+def start_instrument(server, tmp_path, model, *extra):
+    instrument = InstrumentProcess(
+        ["--model", str(model), "--block-size", str(PERIOD_FRAMES), "--sample-rate", str(SAMPLE_RATE), *extra],
+        env=server.env, stats_path=tmp_path / "stats.json", repo_root=REPO_ROOT,
+    )
+    ready = instrument.wait_ready()
+    assert ready["midi_api"] == "JACK", instrument.output
+    return instrument
+
+
+def connect_probe(server, instrument_ready, *, capture_seconds):
+    probe = JackProbe(server_name=server.name, capture_seconds=capture_seconds)
+    midi_ports = probe.ports("nsynth-live:", is_midi=True)
+    audio_ports = probe.ports("nsynth-live-audio:out_", is_audio=True)
+    assert midi_ports and len(audio_ports) == 2, probe.ports()
+    probe.connect(probe.midi_port_name, midi_ports[0])
+    for source, destination in zip(audio_ports, probe.input_port_names()):
+        probe.connect(source, destination)
+    time.sleep(0.3)  # let the graph settle after the connections
+    return probe
+
+
+def example_melody(count: int) -> list[int]:
+    """The first ``count`` notes of the example chorale's soprano (track 1) line."""
+    midi = mido.MidiFile(EXAMPLE_MIDI)
+    soprano = next(track for track in midi.tracks if any(m.type == "note_on" for m in track))
+    return [m.note for m in soprano if m.type == "note_on" and m.velocity > 0][:count]
+
+
+# ---------------------------------------------------------------------------------------------
+# the tests
+# ---------------------------------------------------------------------------------------------
+def test_midi_file_notes_played_live_have_their_pitch_without_xruns(model_path, jack_server, tmp_path):
+    pitches = example_melody(5)
+    note_seconds, gap_seconds, lead_seconds = 0.5, 0.8, 0.3  # gap > the default preset's 0.5 s release
+    messages = []
+    for index, pitch in enumerate(pitches):
+        on = lead_seconds + index * (note_seconds + gap_seconds)
+        messages += [(on, [NOTE_ON, pitch, 100]), (on + note_seconds, [NOTE_OFF, pitch, 0])]
+    total_seconds = messages[-1][0] + 0.8
+
+    instrument = start_instrument(jack_server, tmp_path, model_path, "--no-osc")
+    try:
+        probe = connect_probe(jack_server, instrument.ready, capture_seconds=total_seconds + 1)
+        xruns_before = probe.xrun_count
+        probe.start(messages)
+        probe.wait_until(total_seconds)
+        jack_xruns = probe.xrun_count - xruns_before
+        audio = probe.captured()[:, 0]
+        sent = probe.sent_frames
+        probe.close()
+    finally:
+        exit_code = instrument.stop()
+    assert exit_code == 0, instrument.output
+    stats = instrument.stats()
+
+    rows, latencies_ms, errors_cents = [], [], []
+    for index, pitch in enumerate(pitches):
+        on_frame, off_frame = int(sent[2 * index]), int(sent[2 * index + 1])
+        assert on_frame >= 0 and off_frame > on_frame, "the probe did not send every message"
+        onset = onset_frame(audio, start_frame=on_frame, search_frames=int(0.3 * SAMPLE_RATE),
+                            peak_frames=off_frame - on_frame)
+        assert onset is not None, f"note {pitch} was not heard"
+        latencies_ms.append(1000.0 * (onset - on_frame) / SAMPLE_RATE)
+        f0 = estimate_f0_hz(audio[onset + int(0.08 * SAMPLE_RATE):off_frame], SAMPLE_RATE)
+        error = float(cents_between(f0, midi_to_hz(pitch)))
+        errors_cents.append(error)
+        rows.append(f"  MIDI {pitch}: f0 {f0:7.2f} Hz ({error:+6.1f} cents), latency {latencies_ms[-1]:5.1f} ms")
+    print(
+        "\nJACK end-to-end (dummy driver, 48 kHz, period 256, block 256):\n" + "\n".join(rows)
+        + f"\n  MIDI-in to audio-out latency: median {np.median(latencies_ms):.1f} ms, "
+        f"max {np.max(latencies_ms):.1f} ms (onset = -20 dB of the note's peak)"
+        + f"\n  expected by the engine: {stats.get('latency')}"
+        + f"\n  instrument xruns {stats['xrun_count']}, underruns {stats['underrun_count']}; "
+        f"JACK server xruns seen by the probe: {jack_xruns}"
+    )
+    assert all(abs(e) <= PITCH_TOLERANCE_CENTS for e in errors_cents), rows
+    assert stats["xrun_count"] == 0, instrument.output
+    assert stats["midi_events"] == 2 * len(pitches), stats
+
+
+def log_spectrum_db(segment: np.ndarray, *, n_fft: int = 4096) -> np.ndarray:
+    """Welch-averaged power spectrum in dB, normalised to 0 dB total power (level-independent)."""
+    window = np.hanning(n_fft)
+    frames = [segment[i:i + n_fft] * window for i in range(0, len(segment) - n_fft, n_fft // 2)]
+    power = np.mean([np.abs(np.fft.rfft(f)) ** 2 for f in frames], axis=0)
+    power /= power.sum()
+    return 10.0 * np.log10(power + 1e-10)
+
+
+def spectral_distance_db(a: np.ndarray, b: np.ndarray, sample_rate: int, *, n_fft: int = 4096) -> float:
+    """Mean absolute difference of two normalised log spectra between 50 Hz and 8 kHz (dB)."""
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    band = (freqs >= 50) & (freqs <= 8000)
+    return float(np.mean(np.abs(log_spectrum_db(a)[band] - log_spectrum_db(b)[band])))
+
+
+def test_oscsend_xy_during_a_held_note_changes_the_spectrum(model_path, jack_server, tmp_path):
+    if shutil.which("oscsend") is None:
+        pytest.skip("oscsend not found: install the Debian package liblo-tools")
+    port = free_udp_port()
+    pitch, hold_seconds, move_after_seconds = 60, 3.0, 1.2
+    first_on, second_on = 0.3, 4.3  # the first note is the control: XY stays at (0, 0)
+    messages = [
+        (first_on, [NOTE_ON, pitch, 100]), (first_on + hold_seconds, [NOTE_OFF, pitch, 0]),
+        (second_on, [NOTE_ON, pitch, 100]), (second_on + hold_seconds, [NOTE_OFF, pitch, 0]),
+    ]
+    total_seconds = second_on + hold_seconds + 0.3
+
+    instrument = start_instrument(jack_server, tmp_path, model_path, "--osc-port", str(port), "--xy", "0", "0")
+    try:
+        probe = connect_probe(jack_server, instrument.ready, capture_seconds=total_seconds + 1)
+        probe.start(messages)
+        probe.wait_until(second_on + move_after_seconds - 0.02)
+        subprocess.run(["oscsend", "127.0.0.1", str(port), "/nsynth/xy", "ff", "1", "1"], check=True, timeout=10)
+        probe.wait_until(total_seconds)
+        audio = probe.captured()[:, 0]
+        sent = probe.sent_frames
+        probe.close()
+    finally:
+        exit_code = instrument.stop()
+    assert exit_code == 0, instrument.output
+    stats = instrument.stats()
+    assert stats["osc_messages"] == 1 and stats["osc_rejected"] == 0, stats
+
+    def window(note_on_frame: int, start_seconds: float, end_seconds: float) -> np.ndarray:
+        return audio[note_on_frame + int(start_seconds * SAMPLE_RATE):note_on_frame + int(end_seconds * SAMPLE_RATE)]
+
+    control, moved = int(sent[0]), int(sent[2])
+    before = (0.5, 1.1)  # s after note-on: both notes still at XY (0, 0)
+    after = (1.5, 2.7)  # s after note-on: the second note has moved to (1, 1)
+    same_xy_db = spectral_distance_db(window(control, *before), window(moved, *before), SAMPLE_RATE)
+    moved_xy_db = spectral_distance_db(window(control, *after), window(moved, *after), SAMPLE_RATE)
+    print(f"\nOSC XY move: spectral distance before the move {same_xy_db:.2f} dB, after {moved_xy_db:.2f} dB")
+    assert np.abs(window(moved, *after)).max() > 1e-3, "the held note went silent after the XY move"
+    assert moved_xy_db > 3.0 * same_xy_db and moved_xy_db > 1.0
+    assert stats["xrun_count"] == 0, instrument.output
