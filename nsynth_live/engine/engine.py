@@ -1,0 +1,740 @@
+"""The polyphonic block-processing engine: events -> voices -> ONE batched model step -> audio.
+
+No devices here. The live path (:class:`nsynth_live.engine.realtime.RealtimeRunner`) and the offline
+renderer (:func:`nsynth_live.render.offline.render_events`) both call :meth:`Engine.render_hop` in a
+loop: one code path, two clocks (../shared/reference/realtime-engine.md).
+
+One hop (256 samples at 16 kHz for SING, 16 ms):
+
+1. drain the event deque (thread-safe :meth:`Engine.post`), allocate / release / steal voices;
+2. move the instrument embedding toward the XY target (bilinear blend of the preset's 4 corners,
+   a linear ramp over ``morph_seconds``);
+3. pre-roll the voices started in this hop: ``spec.preroll_steps`` batched steps whose audio is
+   discarded (the decoder's look-ahead costs compute at note-on, not latency);
+4. ONE batched ``synth.step`` for every sounding voice (and the loop partner of voices inside a
+   sustain-loop crossfade): state rows are gathered from and scattered back to fixed voice slots;
+5. per-sample envelopes (attack, release, steal / all-sound-off fades), mix, master gain ramp,
+   soft limiter;
+6. resample 16 kHz -> device rate (exact polyphase for integer ratios, soxr otherwise).
+
+Policies (documented choices)
+-----------------------------
+* **Long notes** (sustain loop). SING has ``time_steps`` = 265 frames and learns the release after
+  ~frame 196 (NSynth notes are released at 3 s). A held note plays frames ``0 ..``; when it
+  reaches ``loop_end_index`` while still held (key or pedal), a second stream restarts from the
+  state snapshotted at ``loop_start_index`` and the two are crossfaded (equal power, per sample,
+  ``crossfade_hops`` hops); the second stream then becomes the voice. The model is not
+  autoregressive, so the loop replays frames it was trained on. After note-off the voice runs on
+  into the model's own learned release while the release envelope fades it.
+* **Release**: exponential, -60 dB after the preset's ``release_seconds``; the voice is freed when
+  its envelope is below ``silence_threshold_db`` (-80 dB). A voice that would run past the time
+  table is faded out over ``steal_fade_seconds``.
+* **Voice stealing** (Vital's order): free slot -> released -> sustained (pedal) -> held, oldest
+  first; a voice started in this hop that has not sounded yet is reused directly. The stolen voice
+  fades out over ``steal_fade_seconds`` (10 ms) in a spare slot: there are ``2 * max_voices``
+  physical slots for ``max_voices`` playing voices. A repeated note-on of a sounding key replaces
+  that key's voice (fast fade of the old sound) rather than stacking a second voice on the key.
+* **Pitch range**: notes outside ``[spec.pitch_min_midi, spec.pitch_max_midi]`` are transposed by
+  octaves into range (``out_of_range="transpose"``, default) or ignored (``"ignore"``), with a
+  logging warning once per key.
+* **Morph**: XY (and preset) changes ramp the embedding linearly over ``morph_seconds`` (30 ms,
+  2 hops); the model's overlap-add decoder interpolates between hops, so there is no zipper noise.
+* **Timing**: events take effect at the start of the next hop (16 ms quantisation).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nsynth_live.constants import NSYNTH_NOTE_OFF_SECONDS
+from nsynth_live.engine.events import (
+    CC_RESET_ALL_CONTROLLERS,
+    CC_SUSTAIN_PEDAL,
+    SUSTAIN_ON_THRESHOLD,
+    AllNotesOff,
+    AllSoundOff,
+    ControlChange,
+    NoteOff,
+    NoteOn,
+    ProgramChange,
+    SelectPreset,
+    SetX,
+    SetXY,
+    SetY,
+)
+from nsynth_live.engine.resample import make_resampler
+from nsynth_live.presets import (
+    DEFAULT_PRESETS_DIR,
+    Preset,
+    PresetError,
+    check_preset_instruments,
+    list_presets,
+    load_preset,
+)
+from nsynth_live.runtime.protocol import StreamingSynth, StreamSpec
+
+logger = logging.getLogger(__name__)
+
+# Voice phases (one int8 per slot)
+FREE, HELD, SUSTAINED, RELEASED, KILLING = 0, 1, 2, 3, 4
+_LOGICAL = (HELD, SUSTAINED, RELEASED)  # phases that count against max_voices
+_STEAL_RANK = {RELEASED: 0, SUSTAINED: 1, HELD: 2}
+
+SING_DECODER_HALF_KERNEL_FRAMES = 4  # SING decoder conv kernel 9 -> 4 frames each side (sing.md)
+DEFAULT_LOOP_FRAMES = 64  # frames (~1 s at 16 kHz / 256) of the sustain loop
+DEFAULT_LOOP_CROSSFADE_HOPS = 8  # hops (128 ms) of equal-power crossfade at each loop
+
+
+@dataclass(frozen=True)
+class SustainLoop:
+    """Time-index loop that keeps held notes sounding past the model's note length.
+
+    Attributes
+    ----------
+    loop_start_index : int
+        Time index where the replayed stream restarts (state snapshot taken before this step).
+    loop_end_index : int
+        Time index at which a held voice starts the crossfade back to ``loop_start_index``.
+    crossfade_hops : int
+        Length of the equal-power crossfade, in hops.
+    """
+
+    loop_start_index: int
+    loop_end_index: int
+    crossfade_hops: int = DEFAULT_LOOP_CROSSFADE_HOPS
+
+    def __post_init__(self):
+        for name in ("loop_start_index", "loop_end_index", "crossfade_hops"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an int, got {value!r}")
+        if self.crossfade_hops < 1:
+            raise ValueError(f"crossfade_hops must be >= 1, got {self.crossfade_hops}")
+        if self.loop_end_index - self.loop_start_index < self.crossfade_hops:
+            raise ValueError(
+                f"the loop [{self.loop_start_index}, {self.loop_end_index}) must be at least "
+                f"crossfade_hops={self.crossfade_hops} frames long")
+
+    @classmethod
+    def for_spec(cls, spec: StreamSpec) -> "SustainLoop":
+        """Default loop: ends before the model's learned release, ~1 s long.
+
+        The release starts at the NSynth note-off (3 s, ``preroll + 187`` frames) minus the
+        decoder's half kernel (4 frames): ~196 for SING. The loop's crossfade must end there.
+        """
+        note_off_index = spec.preroll_steps + int(
+            NSYNTH_NOTE_OFF_SECONDS * spec.sample_rate / spec.hop_length_samples)
+        release_index = min(note_off_index - SING_DECODER_HALF_KERNEL_FRAMES, spec.time_steps)
+        crossfade = DEFAULT_LOOP_CROSSFADE_HOPS
+        loop_end = release_index - crossfade
+        loop_start = max(spec.preroll_steps, loop_end - DEFAULT_LOOP_FRAMES)
+        return cls(loop_start_index=loop_start, loop_end_index=loop_end, crossfade_hops=crossfade)
+
+    def check(self, spec: StreamSpec) -> None:
+        """Raise ValueError if the loop does not fit the model's time table."""
+        if self.loop_start_index < spec.preroll_steps or (
+                self.loop_end_index + self.crossfade_hops > spec.time_steps):
+            raise ValueError(
+                f"sustain loop {self} does not fit the model: need loop_start_index >= "
+                f"preroll_steps={spec.preroll_steps} and loop_end_index + crossfade_hops <= "
+                f"time_steps={spec.time_steps}")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Tuning of the engine (times in seconds at the model rate).
+
+    Attributes
+    ----------
+    attack_seconds : float
+        Linear fade-in at the first audible hop of a note (guards against a model that starts
+        with a step).
+    steal_fade_seconds : float
+        Linear fade of a stolen / re-triggered voice, and at the end of the time table.
+    all_sound_off_seconds : float
+        Linear fade of every voice on CC120.
+    morph_seconds : float
+        Time for the instrument embedding to reach a new XY / preset target.
+    silence_threshold_db : float
+        A released voice is freed when its envelope falls below this (dB).
+    out_of_range : {"transpose", "ignore"}
+        Policy for notes outside the model's pitch range.
+    limiter_knee : float
+        Soft-clipper knee (full scale 1): identity below, tanh above, never beyond 1.
+    limiter_threshold : float
+        Peak level the gain rider aims at, per hop.
+    limiter_release_seconds : float
+        Time constant of the gain rider's recovery.
+    sustain_loop : SustainLoop or None
+        None: :meth:`SustainLoop.for_spec` of the model.
+    presets_dir : path
+        Where ``SelectPreset`` / ``ProgramChange`` look for presets.
+    """
+
+    attack_seconds: float = 0.002
+    steal_fade_seconds: float = 0.010
+    all_sound_off_seconds: float = 0.010
+    morph_seconds: float = 0.030
+    silence_threshold_db: float = -80.0
+    out_of_range: str = "transpose"
+    limiter_knee: float = 0.8
+    limiter_threshold: float = 0.9
+    limiter_release_seconds: float = 0.2
+    sustain_loop: SustainLoop | None = None
+    presets_dir: Path = field(default=DEFAULT_PRESETS_DIR)
+
+    def __post_init__(self):
+        for name in ("attack_seconds", "steal_fade_seconds", "all_sound_off_seconds",
+                     "morph_seconds", "limiter_release_seconds"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 < value <= 1.0):
+                raise ValueError(f"{name} must be in (0, 1] s, got {value!r}")
+        if not -140.0 <= self.silence_threshold_db <= -40.0:
+            raise ValueError(f"silence_threshold_db must be in [-140, -40], got "
+                             f"{self.silence_threshold_db!r}")
+        if self.out_of_range not in ("transpose", "ignore"):
+            raise ValueError(f"out_of_range must be 'transpose' or 'ignore', got {self.out_of_range!r}")
+        if not 0.1 <= self.limiter_knee < 1.0:
+            raise ValueError(f"limiter_knee must be in [0.1, 1), got {self.limiter_knee!r}")
+        if not 0.1 <= self.limiter_threshold <= 1.0:
+            raise ValueError(f"limiter_threshold must be in [0.1, 1], got {self.limiter_threshold!r}")
+
+
+@dataclass(frozen=True)
+class LatencyReport:
+    """Expected worst-case latency from a control event to the sound at the device, in ms.
+
+    Attributes
+    ----------
+    output_sample_rate : int
+        Hz.
+    block_size : int
+        Device block, frames.
+    block_ms : float
+        The device buffer.
+    hop_ms : float
+        An event waits up to one model hop for the next ``render_hop``.
+    ring_prefill_ms : float
+        What the realtime runner keeps queued ahead of the callback: ``prefill_hops`` hops plus
+        one block.
+    model_lookahead_ms : float
+        Look-ahead added to a note-on: 0, because the decoder's look-ahead is computed as a
+        pre-roll at note-on.
+    resampler_delay_ms : float
+        Group delay of the 16 kHz -> device-rate resampler.
+    """
+
+    output_sample_rate: int
+    block_size: int
+    block_ms: float
+    hop_ms: float
+    ring_prefill_ms: float
+    model_lookahead_ms: float
+    resampler_delay_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        """Sum of all the terms (worst case)."""
+        return (self.block_ms + self.hop_ms + self.ring_prefill_ms + self.model_lookahead_ms
+                + self.resampler_delay_ms)
+
+    def __str__(self) -> str:
+        return (
+            f"latency at {self.output_sample_rate} Hz, block {self.block_size} frames:\n"
+            f"  device block       {self.block_ms:7.2f} ms\n"
+            f"  model hop (events) {self.hop_ms:7.2f} ms\n"
+            f"  ring prefill       {self.ring_prefill_ms:7.2f} ms\n"
+            f"  model look-ahead   {self.model_lookahead_ms:7.2f} ms (pre-rolled at note-on)\n"
+            f"  resampler delay    {self.resampler_delay_ms:7.2f} ms\n"
+            f"  total (worst case) {self.total_ms:7.2f} ms")
+
+
+class Engine:
+    """Polyphonic engine over a :class:`~nsynth_live.runtime.protocol.StreamingSynth`.
+
+    Parameters
+    ----------
+    synth : StreamingSynth
+        The model (``nsynth_live.runtime.sing_onnx.load_synth``).
+    preset : Preset or str
+        A preset, or the name of one in ``config.presets_dir``. Its corners are checked against
+        ``synth.spec.instrument_names``.
+    output_sample_rate : int
+        Device rate in Hz (>= the model's rate).
+    max_voices : int
+        Voices that may sound at once (>= 1); stolen voices fade in spare slots.
+    channels : int
+        Output channels (the mono mix is copied to each).
+    config : EngineConfig or None
+        Tuning; None for the defaults.
+
+    Raises
+    ------
+    PresetError
+        Unknown preset or corner instrument not in the model.
+    ValueError
+        Invalid rates, voice or channel counts.
+
+    Notes
+    -----
+    Only :meth:`post` may be called from other threads; :meth:`render_hop` and the rest belong to
+    one thread (the inference thread or the offline loop).
+    """
+
+    def __init__(self, synth: StreamingSynth, preset, *, output_sample_rate: int = 48000,
+                 max_voices: int = 16, channels: int = 2, config: EngineConfig | None = None):
+        self.config = config if config is not None else EngineConfig()
+        self.synth = synth
+        self.spec: StreamSpec = synth.spec
+        spec = self.spec
+        if isinstance(max_voices, bool) or not isinstance(max_voices, int) or not 1 <= max_voices <= 256:
+            raise ValueError(f"max_voices must be an int in [1, 256], got {max_voices!r}")
+        if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= 64:
+            raise ValueError(f"channels must be an int in [1, 64], got {channels!r}")
+        self.output_sample_rate = int(output_sample_rate)
+        self.max_voices = max_voices
+        self.channels = channels
+        self.hop_length_samples = spec.hop_length_samples
+        self.hop_seconds = spec.hop_length_samples / spec.sample_rate
+        self._resampler = make_resampler(input_sample_rate=spec.sample_rate,
+                                         output_sample_rate=self.output_sample_rate)
+        self.sustain_loop = self.config.sustain_loop or SustainLoop.for_spec(spec)
+        self.sustain_loop.check(spec)
+
+        sr = spec.sample_rate
+        hop = spec.hop_length_samples
+        self._n = np.arange(1, hop + 1, dtype=np.float64)  # sample offsets 1..hop in a hop
+        self._attack_rate = 1.0 / (self.config.attack_seconds * sr)  # per sample
+        self._steal_samples = self.config.steal_fade_seconds * sr
+        self._all_off_samples = self.config.all_sound_off_seconds * sr
+        self._silence = 10.0 ** (self.config.silence_threshold_db / 20.0)
+        self._end_guard_steps = int(math.ceil(self._steal_samples / hop)) + 1
+        self._morph_hops = max(1, int(round(self.config.morph_seconds / self.hop_seconds)))
+        self._limiter_recovery = 1.0 - math.exp(-self.hop_seconds / self.config.limiter_release_seconds)
+
+        # voice slots: max_voices playing + max_voices fading after a steal
+        n_slots = 2 * max_voices
+        self._n_slots = n_slots
+        self._phase = np.zeros(n_slots, dtype=np.int8)
+        self._key = np.full(n_slots, -1, dtype=np.int64)
+        self._pitch = np.zeros(n_slots, dtype=np.int64)
+        self._velocity = np.zeros(n_slots, dtype=np.float32)
+        self._time = np.zeros(n_slots, dtype=np.int64)
+        self._order = np.zeros(n_slots, dtype=np.int64)
+        self._env = np.zeros(n_slots, dtype=np.float64)
+        self._kill_rate = np.zeros(n_slots, dtype=np.float64)
+        self._sounded = np.zeros(n_slots, dtype=bool)
+        self._needs_preroll = np.zeros(n_slots, dtype=bool)
+        self._xfade = np.full(n_slots, -1, dtype=np.int64)  # hops done in a loop crossfade, -1 none
+        self._partner_time = np.zeros(n_slots, dtype=np.int64)
+        self._has_snapshot = np.zeros(n_slots, dtype=bool)
+        self._state = synth.new_state(n_slots)
+        self._partner = synth.new_state(n_slots)
+        self._snapshot = synth.new_state(n_slots)
+        self._fresh = synth.new_state(1)
+        self._note_counter = 0
+        self._sustain_down = False
+        self._warned_keys: set[int] = set()
+        self._events: collections.deque = collections.deque()
+
+        self._gain = 1.0
+        self._limiter_gain = 1.0
+        self.preset = self._check_preset(preset)
+        self._corners = self._corner_embeddings(self.preset)
+        self._xy = self.preset.xy
+        self._gain_target = 10.0 ** (self.preset.gain_db / 20.0)
+        self._gain = self._gain_target
+        self._release_factor = self._release_factor_for(self.preset)
+        self._embedding = self._blend(self._xy).astype(np.float64)
+        self._embedding_step = np.zeros_like(self._embedding)
+        self._morph_left = 0
+
+    # ------------------------------------------------------------------ public API
+    def post(self, event) -> None:
+        """Queue an event for the next hop. Thread-safe (a deque append), never blocks."""
+        self._events.append(event)
+
+    @property
+    def xy(self) -> tuple[float, float]:
+        """Target timbre position (x, y) in [0, 1]."""
+        return self._xy
+
+    @property
+    def active_voice_count(self) -> int:
+        """Voices that count against ``max_voices`` (held, sustained or releasing)."""
+        return int(np.isin(self._phase, _LOGICAL).sum())
+
+    @property
+    def sounding_slot_count(self) -> int:
+        """Slots that produce audio (including voices fading after a steal)."""
+        return int((self._phase != FREE).sum())
+
+    @property
+    def resampler_delay_seconds(self) -> float:
+        """Group delay of the output resampler in s."""
+        return self._resampler.delay_output_samples / self.output_sample_rate
+
+    @property
+    def nominal_hop_frames(self) -> float:
+        """Output frames per hop on average (exact for integer ratios)."""
+        return self.hop_length_samples * self.output_sample_rate / self.spec.sample_rate
+
+    @property
+    def max_hop_frames(self) -> int:
+        """Upper bound of the frames one :meth:`render_hop` returns (soxr chunks vary)."""
+        return int(math.ceil(self.nominal_hop_frames)) + 64
+
+    def latency_report(self, block_size: int, *, prefill_hops: int = 2) -> LatencyReport:
+        """Expected latency for a device block of ``block_size`` frames (see :class:`LatencyReport`)."""
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(f"block_size must be an int >= 1 frames, got {block_size!r}")
+        block_ms = 1000.0 * block_size / self.output_sample_rate
+        hop_ms = 1000.0 * self.hop_seconds
+        return LatencyReport(
+            output_sample_rate=self.output_sample_rate,
+            block_size=block_size,
+            block_ms=block_ms,
+            hop_ms=hop_ms,
+            ring_prefill_ms=prefill_hops * hop_ms + block_ms,
+            model_lookahead_ms=0.0,
+            resampler_delay_ms=1000.0 * self.resampler_delay_seconds,
+        )
+
+    def render_hop(self) -> np.ndarray:
+        """Render the next hop.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(frames, channels)`` float32 at ``output_sample_rate``, peak <= 1. ``frames`` is
+            ``hop * output_rate / model_rate`` exactly for integer ratios (768 at 48 kHz), and
+            varies by a few frames per hop for soxr ratios (44.1 kHz).
+        """
+        self._drain_events()
+        embedding = self._advance_morph()
+        self._preroll(embedding)
+        mono = self._step_voices(embedding)
+        mono = self._master(mono)
+        resampled = self._resampler.process(mono)
+        return np.repeat(resampled[:, None], self.channels, axis=1).astype(np.float32, copy=False)
+
+    # ------------------------------------------------------------------ presets and timbre
+    def _check_preset(self, preset) -> Preset:
+        if isinstance(preset, str):
+            preset = load_preset(preset, presets_dir=self.config.presets_dir)
+        if not isinstance(preset, Preset):
+            raise PresetError(f"preset must be a Preset or a preset name, got {preset!r}")
+        check_preset_instruments(preset, self.spec.instrument_names)
+        return preset
+
+    def _corner_embeddings(self, preset: Preset) -> np.ndarray:
+        rows = [np.asarray(self.synth.instrument_embedding(n), dtype=np.float64).reshape(-1)
+                for n in preset.corners]
+        corners = np.stack(rows)
+        if corners.shape != (4, self.spec.embedding_dims):
+            raise ValueError(f"instrument embeddings have shape {corners.shape}, expected "
+                             f"(4, {self.spec.embedding_dims})")
+        return corners
+
+    def _release_factor_for(self, preset: Preset) -> np.ndarray:
+        # exponential release: -60 dB after release_seconds; factor ** n for n = 1..hop
+        per_sample = 10.0 ** (-3.0 / (preset.release_seconds * self.spec.sample_rate))
+        return per_sample ** self._n
+
+    def _blend(self, xy) -> np.ndarray:
+        """Bilinear blend of the 4 corners at (x, y): weights of (0,0), (1,0), (0,1), (1,1)."""
+        x, y = xy
+        weights = np.array([(1 - x) * (1 - y), x * (1 - y), (1 - x) * y, x * y])
+        return weights @ self._corners
+
+    def _retarget(self) -> None:
+        target = self._blend(self._xy)
+        self._embedding_step = (target - self._embedding) / self._morph_hops
+        self._morph_left = self._morph_hops
+
+    def _advance_morph(self) -> np.ndarray:
+        if self._morph_left > 0:
+            self._embedding = self._embedding + self._embedding_step
+            self._morph_left -= 1
+            if self._morph_left == 0:
+                self._embedding = self._blend(self._xy)
+        return self._embedding.astype(np.float32)
+
+    def _select_preset(self, name: str) -> None:
+        try:
+            preset = self._check_preset(name)
+        except PresetError as error:
+            logger.warning("preset change refused: %s", error)
+            return
+        self.preset = preset
+        self._corners = self._corner_embeddings(preset)
+        self._gain_target = 10.0 ** (preset.gain_db / 20.0)
+        self._release_factor = self._release_factor_for(preset)
+        self._retarget()
+
+    # ------------------------------------------------------------------ events
+    def _drain_events(self) -> None:
+        while True:
+            try:
+                event = self._events.popleft()
+            except IndexError:
+                return
+            try:
+                self._apply(event)
+            except Exception as error:  # one bad event must not stop the instrument
+                logger.warning("event %r ignored: %r", event, error)
+
+    def _apply(self, event) -> None:
+        if isinstance(event, NoteOn):
+            self._note_on(event.pitch_midi, event.velocity)
+        elif isinstance(event, NoteOff):
+            self._note_off(event.pitch_midi)
+        elif isinstance(event, ControlChange):
+            if event.controller == CC_SUSTAIN_PEDAL:
+                self._set_sustain(event.value >= SUSTAIN_ON_THRESHOLD)
+            elif event.controller == CC_RESET_ALL_CONTROLLERS:
+                self._set_sustain(False)
+        elif isinstance(event, AllNotesOff):
+            for slot in np.flatnonzero(self._phase == HELD):
+                self._release_slot(slot)
+        elif isinstance(event, AllSoundOff):
+            for slot in np.flatnonzero(self._phase != FREE):
+                if not self._sounded[slot]:
+                    self._free(slot)
+                else:
+                    self._kill(slot, self._all_off_samples)
+        elif isinstance(event, SetXY):
+            self._xy = (float(event.x), float(event.y))
+            self._retarget()
+        elif isinstance(event, SetX):
+            self._xy = (float(event.x), self._xy[1])
+            self._retarget()
+        elif isinstance(event, SetY):
+            self._xy = (self._xy[0], float(event.y))
+            self._retarget()
+        elif isinstance(event, SelectPreset):
+            self._select_preset(event.name)
+        elif isinstance(event, ProgramChange):
+            names = list_presets(presets_dir=self.config.presets_dir)
+            if event.program < len(names):
+                self._select_preset(names[event.program])
+            else:
+                logger.warning("program change %d ignored: only %d presets (%s)", event.program,
+                               len(names), ", ".join(names))
+        else:
+            logger.warning("unknown event %r ignored", event)
+
+    def _model_pitch(self, key: int) -> int | None:
+        low, high = self.spec.pitch_min_midi, self.spec.pitch_max_midi
+        if low <= key <= high:
+            return key
+        if self.config.out_of_range == "ignore":
+            if key not in self._warned_keys:
+                self._warned_keys.add(key)
+                logger.warning("note %d outside the model's pitch range [%d, %d]: ignored", key,
+                               low, high)
+            return None
+        pitch = key
+        while pitch < low:
+            pitch += 12
+        while pitch > high:
+            pitch -= 12
+        pitch = min(max(pitch, low), high)
+        if key not in self._warned_keys:
+            self._warned_keys.add(key)
+            logger.warning("note %d outside the model's pitch range [%d, %d]: played as %d", key,
+                           low, high, pitch)
+        return pitch
+
+    def _note_on(self, key: int, velocity: int) -> None:
+        pitch = self._model_pitch(key)
+        if pitch is None:
+            return
+        for slot in np.flatnonzero(np.isin(self._phase, _LOGICAL) & (self._key == key)):
+            if self._sounded[slot]:
+                self._kill(slot, self._steal_samples)
+            else:  # started in this hop, not heard yet: take it over
+                self._start(slot, key, pitch, velocity)
+                return
+        logical = np.flatnonzero(np.isin(self._phase, _LOGICAL))
+        if logical.size >= self.max_voices:
+            ranks = [(_STEAL_RANK[int(self._phase[s])] if self._sounded[s] else 3, self._order[s], s)
+                     for s in logical]
+            victim = min(ranks)[2]
+            if not self._sounded[victim]:
+                self._start(victim, key, pitch, velocity)
+                return
+            self._kill(victim, self._steal_samples)
+        free = np.flatnonzero(self._phase == FREE)
+        if free.size:
+            slot = int(free[0])
+        else:  # every spare slot still fading: cut the quietest fading voice
+            fading = np.flatnonzero(self._phase == KILLING)
+            slot = int(fading[np.argmin(self._env[fading])])
+        self._start(slot, key, pitch, velocity)
+
+    def _start(self, slot: int, key: int, pitch: int, velocity: int) -> None:
+        self._note_counter += 1
+        self._phase[slot] = HELD
+        self._key[slot] = key
+        self._pitch[slot] = pitch
+        self._velocity[slot] = velocity
+        self._time[slot] = 0
+        self._order[slot] = self._note_counter
+        self._env[slot] = 0.0
+        self._sounded[slot] = False
+        self._needs_preroll[slot] = True
+        self._xfade[slot] = -1
+        self._has_snapshot[slot] = False
+
+    def _free(self, slot: int) -> None:
+        self._phase[slot] = FREE
+        self._key[slot] = -1
+        self._env[slot] = 0.0
+        self._needs_preroll[slot] = False
+        self._xfade[slot] = -1
+
+    def _kill(self, slot: int, fade_samples: float) -> None:
+        self._phase[slot] = KILLING
+        self._kill_rate[slot] = max(self._env[slot], 1e-6) / fade_samples
+
+    def _release_slot(self, slot: int) -> None:
+        self._phase[slot] = SUSTAINED if self._sustain_down else RELEASED
+
+    def _note_off(self, key: int) -> None:
+        for slot in np.flatnonzero((self._phase == HELD) & (self._key == key)):
+            self._release_slot(slot)
+
+    def _set_sustain(self, down: bool) -> None:
+        self._sustain_down = down
+        if not down:
+            self._phase[self._phase == SUSTAINED] = RELEASED
+
+    # ------------------------------------------------------------------ model
+    def _gather(self, state, slots) -> dict:
+        return {k: v[slots] for k, v in state.items()}
+
+    def _scatter(self, state, slots, values, rows=slice(None)) -> None:
+        for k, v in values.items():
+            state[k][slots] = v[rows]
+
+    def _preroll(self, embedding: np.ndarray) -> None:
+        slots = np.flatnonzero(self._needs_preroll)
+        if slots.size == 0:
+            return
+        for k, v in self._fresh.items():
+            self._state[k][slots] = v[0]
+        n = slots.size
+        state = self._gather(self._state, slots)
+        emb = np.repeat(embedding[None, :], n, axis=0)
+        for t in range(self.spec.preroll_steps):
+            _, state = self.synth.step(emb, self._pitch[slots], self._velocity[slots],
+                                       np.full(n, t, dtype=np.int64), state)
+        self._scatter(self._state, slots, state)
+        self._time[slots] = self.spec.preroll_steps
+        self._needs_preroll[slots] = False
+
+    def _step_voices(self, embedding: np.ndarray) -> np.ndarray:
+        hop = self.hop_length_samples
+        mix = np.zeros(hop, dtype=np.float64)
+        active = np.flatnonzero(self._phase != FREE)
+        if active.size == 0:
+            return mix
+        loop = self.sustain_loop
+        # snapshot the state a held voice has before its loop-start step
+        snap = active[(self._time[active] == loop.loop_start_index) & (self._xfade[active] < 0)]
+        if snap.size:
+            self._scatter(self._snapshot, snap, self._gather(self._state, snap))
+            self._has_snapshot[snap] = True
+        partners = active[self._xfade[active] >= 0]
+        n_main = active.size
+        main = self._gather(self._state, active)
+        if partners.size:
+            other = self._gather(self._partner, partners)
+            state = {k: np.concatenate([main[k], other[k]]) for k in main}
+            slots = np.concatenate([active, partners])
+            times = np.concatenate([self._time[active], self._partner_time[partners]])
+        else:
+            state, slots, times = main, active, self._time[active]
+        emb = np.repeat(embedding[None, :], slots.size, axis=0)
+        audio, new_state = self.synth.step(emb, self._pitch[slots], self._velocity[slots],
+                                           times.astype(np.int64), state)
+        audio = np.asarray(audio, dtype=np.float64)
+        self._scatter(self._state, active, new_state, slice(0, n_main))
+        self._time[active] += 1
+        if partners.size:
+            self._scatter(self._partner, partners, new_state, slice(n_main, None))
+            self._partner_time[partners] += 1
+
+        voice_audio = audio[:n_main]
+        if partners.size:
+            total = loop.crossfade_hops * hop
+            for row, slot in enumerate(partners):
+                u = (self._xfade[slot] * hop + self._n) / total  # 0 < u <= 1 across the crossfade
+                i = int(np.searchsorted(active, slot))
+                voice_audio[i] = (np.cos(0.5 * np.pi * u) * voice_audio[i]
+                                  + np.sin(0.5 * np.pi * u) * audio[n_main + row])
+                self._xfade[slot] += 1
+                if self._xfade[slot] >= loop.crossfade_hops:  # the replayed stream takes over
+                    for k in self._state:
+                        self._state[k][slot] = self._partner[k][slot]
+                    self._time[slot] = self._partner_time[slot]
+                    self._xfade[slot] = -1
+
+        for i, slot in enumerate(active):
+            phase = self._phase[slot]
+            env0 = self._env[slot]
+            if phase == HELD or phase == SUSTAINED:
+                env = np.minimum(env0 + self._attack_rate * self._n, 1.0)
+            elif phase == RELEASED:
+                env = env0 * self._release_factor
+            else:  # KILLING
+                env = np.maximum(env0 - self._kill_rate[slot] * self._n, 0.0)
+            mix += env * voice_audio[i]
+            self._env[slot] = env[-1]
+            self._sounded[slot] = True
+            if (phase == RELEASED and env[-1] < self._silence) or (phase == KILLING and env[-1] <= 0.0):
+                self._free(slot)
+                continue
+            # start a loop crossfade for a voice still held at the loop end
+            if (phase in (HELD, SUSTAINED) and self._xfade[slot] < 0
+                    and self._time[slot] == loop.loop_end_index and self._has_snapshot[slot]):
+                for k in self._partner:
+                    self._partner[k][slot] = self._snapshot[k][slot]
+                self._partner_time[slot] = loop.loop_start_index
+                self._xfade[slot] = 0
+            # a voice about to run off the time table fades out
+            if (phase != KILLING and self._xfade[slot] < 0
+                    and self._time[slot] >= self.spec.time_steps - self._end_guard_steps):
+                self._kill(slot, self._steal_samples)
+        return mix
+
+    def _master(self, mono: np.ndarray) -> np.ndarray:
+        """Master gain ramp, per-hop gain rider and soft clipper; ``(hop,)`` float64 -> same."""
+        hop = self.hop_length_samples
+        gain = self._gain + (self._gain_target - self._gain) * self._n / hop
+        self._gain = self._gain_target
+        x = mono * gain
+        peak = float(np.max(np.abs(x))) if x.size else 0.0
+        threshold = self.config.limiter_threshold
+        target = min(1.0, threshold / peak) if peak > 0 else 1.0
+        if target < self._limiter_gain:
+            new = target
+        else:
+            new = self._limiter_gain + (1.0 - self._limiter_gain) * self._limiter_recovery
+        limiter = self._limiter_gain + (new - self._limiter_gain) * self._n / hop
+        self._limiter_gain = new
+        x = x * limiter
+        knee = self.config.limiter_knee
+        magnitude = np.abs(x)
+        over = magnitude > knee
+        if np.any(over):
+            soft = knee + (1.0 - knee) * np.tanh((magnitude[over] - knee) / (1.0 - knee))
+            x[over] = np.sign(x[over]) * soft
+        return x
