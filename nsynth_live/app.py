@@ -13,6 +13,7 @@ the same object to ``--stats-json PATH`` if asked.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import math
@@ -142,15 +143,14 @@ def load_preset_or_explain(name: str):
 
 def load_midi_events_or_explain(path: Path) -> list:
     """Timed events of a MIDI file, or a clear error."""
-    from nsynth_live.render.offline import midi_file_events
+    from nsynth_live.render.offline import MidiFileError, midi_file_events
 
     if not path.is_file():
         raise AppError(f"MIDI file {path} not found. Fix: give the path of a .mid file to --play")
     try:
         events = list(midi_file_events(path))
-    except Exception as error:  # noqa: BLE001 - mido raises many types on corrupt files
-        raise AppError(f"cannot read MIDI file {path}: {type(error).__name__}: {error}. "
-                       "Fix: give a standard MIDI file (.mid, type 0 or 1)") from error
+    except MidiFileError as error:
+        raise AppError(str(error)) from error
     if not events:
         raise AppError(f"MIDI file {path} has no notes to play")
     return events
@@ -166,9 +166,9 @@ def load_model_or_explain(path: Path):
         )
     if not path.is_file():
         raise AppError(f"model path {path} is not a file. Fix: pass --model PATH to a .onnx file")
-    from nsynth_live.runtime.sing_onnx import load_synth
-
     try:
+        from nsynth_live.runtime.sing_onnx import load_synth
+
         return load_synth(path)
     except ImportError as error:
         raise AppError(f"cannot load model {path}: {error}", EXIT_RUNTIME) from error
@@ -263,19 +263,13 @@ class _Setup:
 
 
 def _latency_lines(engine, block_size: int) -> tuple[str, dict]:
-    """Human text and a JSON-able dict from ``engine.latency_report(block_size)``."""
-    report = engine.latency_report(block_size)
-    if hasattr(report, "as_dict"):
-        as_dict = report.as_dict()
-    elif hasattr(report, "__dataclass_fields__"):
-        from dataclasses import asdict
+    """Text and a JSON-able dict of ``engine.latency_report(block_size)`` (a LatencyReport)."""
+    from dataclasses import asdict
 
-        as_dict = asdict(report)
-    elif isinstance(report, dict):
-        as_dict = dict(report)
-    else:
-        as_dict = {"report": str(report)}
-    text = report.format() if hasattr(report, "format") and not isinstance(report, (str, dict)) else str(report)
+    report = engine.latency_report(block_size)
+    as_dict = asdict(report)
+    as_dict["total_ms"] = report.total_ms
+    text = str(report)
     return text, as_dict
 
 
@@ -299,7 +293,7 @@ def run_offline(setup: _Setup, out_path: Path, *, reason: str) -> dict:
     engine = _make_engine(setup, synth, sample_rate)
     print(f"nsynth-live: rendering {args.play} offline ({reason}) at {sample_rate} Hz ...", flush=True)
     started = time.perf_counter()
-    audio = render_events(engine, setup.events, tail_seconds=TAIL_SECONDS)
+    audio = render_events(engine, setup.events, tail_seconds=TAIL_SECONDS, progress=sys.stderr.isatty())
     elapsed = time.perf_counter() - started
     write_wav_atomically(out_path, audio, sample_rate)
     duration_seconds = audio.shape[0] / sample_rate
@@ -357,6 +351,7 @@ def run_live(setup: _Setup, device, stop: threading.Event) -> dict:
         recorder = BlockRecorder(args.record, sample_rate=sample_rate, channels=2, max_block_frames=max(block_size, 8192))
     midi = osc = player = None
     stats: dict[str, Any] = {"mode": "live"}
+    switch_interval_seconds = sys.getswitchinterval()
     started = None
     try:
         if not args.no_midi:
@@ -371,6 +366,13 @@ def run_live(setup: _Setup, device, stop: threading.Event) -> dict:
             except OscServerError as error:
                 raise AppError(str(error), EXIT_RUNTIME) from error
 
+        # The callback needs the GIL. A busy thread keeps it up to 5 ms by default (a whole JACK
+        # period at 48 kHz / 256 frames): hand it over every 1 ms while the stream runs. Objects
+        # made so far (model, imports) move out of the collector's reach, so that a garbage
+        # collection pass cannot hold the GIL for milliseconds mid-stream. Both restored at exit.
+        sys.setswitchinterval(min(switch_interval_seconds, 0.001))
+        gc.collect()
+        gc.freeze()
         runner.start()
         stream.start()
         started = time.monotonic()
@@ -415,6 +417,8 @@ def run_live(setup: _Setup, device, stop: threading.Event) -> dict:
             midi.close()
         if osc is not None:
             osc.stop()
+        sys.setswitchinterval(switch_interval_seconds)
+        gc.unfreeze()
         if recorder is not None:
             if started is None:
                 recorder.abort()

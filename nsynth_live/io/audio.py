@@ -172,8 +172,9 @@ def select_output_device(name: str | None, devices: list[OutputDevice]) -> Outpu
         If there is no output device at all, or none matches ``name``; the message lists the devices.
     """
     if not devices:
+        asked = f" (asked for {name!r})" if name is not None else ""
         raise AudioDeviceError(
-            "no audio output device found: this machine has no sound card and no audio server is running.\n"
+            f"no audio output device found{asked}: this machine has no sound card and no audio server is running.\n"
             "Fix: start an audio server (e.g. JACK: jackd -d dummy, or a sound card's driver), or render to a "
             "file instead: python run_live.py --offline --play FILE.mid --record OUT.wav"
         )
