@@ -30,7 +30,7 @@ from typing import Any
 logger = logging.getLogger("nsynth_live")
 
 STATS_FORMAT_VERSION = 1  # of the --stats-json object
-DEFAULT_MODEL_PATH = Path("models/sing_default.onnx")
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "sing_default.onnx"  # in the repository
 DEFAULT_PRESET = "default"
 DEFAULT_SAMPLE_RATE = 48_000  # Hz, when neither --sample-rate nor the device says otherwise
 SUPPORTED_DEVICE_RATES = (44_100, 48_000, 88_200, 96_000)  # Hz a device default may impose
@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sound = parser.add_argument_group("sound")
     sound.add_argument("--preset", default=DEFAULT_PRESET, help="preset name (default: %(default)s)")
-    sound.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="ONNX model (default: %(default)s)")
+    sound.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH,
+                       help="streaming SING ONNX model (default: models/sing_default.onnx in the repository)")
     sound.add_argument("--xy", nargs=2, type=_unit_float, metavar=("X", "Y"), help="initial XY position, 0..1 each")
     sound.add_argument("--max-voices", type=_positive_int, default=16, help="polyphony (default: %(default)s)")
     audio = parser.add_argument_group("audio output")
@@ -160,8 +161,8 @@ def load_model_or_explain(path: Path):
     """Load the streaming ONNX synth; missing or corrupt files give a message naming the file."""
     if not path.exists():
         raise AppError(
-            f"model file {path} not found. Fix: run from the repository root (the default model is "
-            f"{DEFAULT_MODEL_PATH}) or pass --model PATH to an exported SING .onnx file",
+            f"model file {path} not found. Fix: pass --model PATH to an exported SING .onnx file "
+            f"(the default, {DEFAULT_MODEL_PATH}, ships with the repository)",
             EXIT_BAD_INPUT,
         )
     if not path.is_file():
