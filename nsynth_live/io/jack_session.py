@@ -39,6 +39,20 @@ def jack_tools_missing() -> str | None:
     return None
 
 
+def realtime_scheduling_allowed() -> bool:
+    """Whether this process may use SCHED_FIFO (root, or an rtprio limit), as JACK's realtime mode needs.
+
+    Checked in a child process, so this process's own scheduling never changes.
+    """
+    import sys
+
+    probe = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))"
+    try:
+        return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 class JackServer:
     """``jackd --no-realtime -d dummy`` under a unique name; a context manager.
 
@@ -51,7 +65,10 @@ class JackServer:
     name : str, optional
         Server name (default: ``nsynth-test-<random>``) so concurrent tests do not collide.
     log_path : Path, optional
-        Where jackd's output goes (default: discarded).
+        Where jackd's output goes (default: discarded; needed by :meth:`late_clients`).
+    realtime : bool
+        Run JACK's threads with real-time scheduling (needs the privilege; default False, as on CI
+        machines: ``--no-realtime``).
 
     Attributes
     ----------
@@ -66,7 +83,9 @@ class JackServer:
         period_frames: int = 256,
         name: str | None = None,
         log_path: Path | None = None,
+        realtime: bool = False,
     ) -> None:
+        self.realtime = bool(realtime)
         self.sample_rate = int(sample_rate)
         self.period_frames = int(period_frames)
         self.name = name or f"nsynth-test-{uuid.uuid4().hex[:8]}"
@@ -88,7 +107,7 @@ class JackServer:
         if missing:
             raise JackUnavailable(missing)
         command = [
-            "jackd", "--no-realtime", "-n", self.name,
+            "jackd", "--realtime" if self.realtime else "--no-realtime", "-n", self.name,
             "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period_frames),
         ]
         self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
@@ -105,6 +124,22 @@ class JackServer:
                 f"jackd did not start ({' '.join(command)}): {waited.stdout.strip()} {waited.stderr.strip()}"
             )
         return self
+
+    def late_clients(self) -> dict[str, int]:
+        """Xruns per client that JACK found unfinished at a deadline, from jackd's log.
+
+        Tells whose lateness caused an xrun: the instrument's audio (``nsynth-live-audio``), its
+        MIDI input (``nsynth-live``, RtMidi's C++ code) or the probe. Empty without ``log_path``.
+        """
+        if self.log_path is None or not Path(self.log_path).exists():
+            return {}
+        counts: dict[str, int] = {}
+        for line in Path(self.log_path).read_text(errors="replace").splitlines():
+            marker = "JackEngine::XRun: client = "
+            if marker in line:
+                client = line.split(marker, 1)[1].split(" was not finished", 1)[0]
+                counts[client] = counts.get(client, 0) + 1
+        return counts
 
     def stop(self) -> None:
         """Terminate jackd (kill after 5 s); idempotent."""
@@ -372,3 +407,60 @@ def onset_frame(audio: np.ndarray, *, start_frame: int, search_frames: int, thre
         return None
     hits = np.flatnonzero(span[:search_frames] >= threshold_ratio * peak)
     return int(start_frame + hits[0]) if hits.size else None
+
+
+INSTRUMENT_MIDI_CLIENT = "nsynth-live"  # rtmidi client of the instrument (run_live.py's MIDI input)
+INSTRUMENT_AUDIO_CLIENT = "nsynth-live-audio"  # PortAudio's JACK client (nsynth_live.app.JACK_CLIENT_NAME)
+
+
+def connect_probe_to_instrument(server_name: str, *, capture_seconds: float, settle_seconds: float = 0.3) -> JackProbe:
+    """A :class:`JackProbe` wired to a running instrument: probe MIDI -> instrument, its audio -> probe.
+
+    Raises
+    ------
+    RuntimeError
+        If the instrument's JACK MIDI port or its two audio outputs are not there (lists the ports).
+    """
+    probe = JackProbe(server_name=server_name, capture_seconds=capture_seconds)
+    midi_ports = probe.ports(f"^{INSTRUMENT_MIDI_CLIENT}:", is_midi=True)
+    audio_ports = sorted(probe.ports(f"^{INSTRUMENT_AUDIO_CLIENT}:out_", is_audio=True))
+    if not midi_ports or len(audio_ports) != 2:
+        ports = probe.ports()
+        probe.close()
+        raise RuntimeError(f"instrument ports not found on JACK server {server_name}: {ports}")
+    probe.connect(probe.midi_port_name, midi_ports[0])
+    for source, destination in zip(audio_ports, probe.input_port_names()):
+        probe.connect(source, destination)
+    time.sleep(settle_seconds)  # let the graph settle after the connections
+    return probe
+
+
+def note_schedule(pitches: Sequence[int], *, note_seconds: float, gap_seconds: float, lead_seconds: float = 0.3,
+                  velocity: int = 100) -> list[tuple[float, list[int]]]:
+    """Note-on / note-off messages (channel 1) for a sequence of separated notes.
+
+    Returns
+    -------
+    list of (seconds, [status, pitch, velocity])
+        Note ``i``'s note-on is message ``2 i`` and its note-off ``2 i + 1``.
+    """
+    messages: list[tuple[float, list[int]]] = []
+    for index, pitch in enumerate(pitches):
+        on = lead_seconds + index * (note_seconds + gap_seconds)
+        messages += [(on, [0x90, int(pitch), int(velocity)]), (on + note_seconds, [0x80, int(pitch), 0])]
+    return messages
+
+
+def note_latencies_ms(audio: np.ndarray, sent_frames: np.ndarray, sample_rate: int, *,
+                      search_seconds: float = 0.3) -> list[float | None]:
+    """MIDI-in to audio-out latency of each note of a :func:`note_schedule` capture (ms).
+
+    The onset is the first sample at -20 dB of the note's peak (:func:`onset_frame`); None marks a
+    note that was not heard.
+    """
+    latencies: list[float | None] = []
+    for on_frame, off_frame in zip(sent_frames[0::2], sent_frames[1::2]):
+        onset = onset_frame(audio, start_frame=int(on_frame), search_frames=int(search_seconds * sample_rate),
+                            peak_frames=int(off_frame - on_frame))
+        latencies.append(None if onset is None else 1000.0 * (onset - int(on_frame)) / sample_rate)
+    return latencies
