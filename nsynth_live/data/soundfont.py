@@ -1,0 +1,313 @@
+"""Render an NSynth-format dataset from a SoundFont (SF2/SF3) with FluidSynth.
+
+Each note follows the NSynth protocol (Engel et al. 2017, section 3): 4 s at 16 kHz mono, note-on at
+0 s, note-off at 3 s, dry (reverb and chorus off). Chosen General MIDI programs are mapped to NSynth
+family/source names. Rendering is deterministic: one fresh synthesizer per instrument renders its
+notes in a fixed order, so an instrument is always rendered whole (that is also the unit of resume).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from nsynth_live.constants import (
+    NSYNTH_FAMILIES,
+    NSYNTH_NOTE_OFF_SECONDS,
+    NSYNTH_NOTE_SAMPLES,
+    NSYNTH_SAMPLE_RATE,
+    NSYNTH_SOURCES,
+    NSYNTH_VELOCITIES,
+)
+from nsynth_live.data.nsynth import (
+    AUDIO_DIR,
+    NSynthNote,
+    make_instrument_str,
+    make_note_str,
+    write_audio_atomic,
+    write_examples_json,
+    write_json_atomic,
+)
+
+logger = logging.getLogger(__name__)
+
+DEBIAN_GM_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # Debian package fluid-soundfont-gm
+MANIFEST_JSON = "manifest.json"
+MANIFEST_FORMAT_VERSION = 1
+DONE_MARKER = "DONE"
+
+
+@dataclass(frozen=True)
+class GMInstrument:
+    """A General MIDI program and the NSynth family/source it stands for.
+
+    ``program`` is 0-based (GM 1 "Acoustic Grand Piano" is 0).
+    """
+
+    program: int
+    family: str
+    source: str
+    gm_name: str
+
+    def __post_init__(self):
+        if not 0 <= self.program <= 127:
+            raise ValueError(f"GM program must be 0..127 (0-based), got {self.program}")
+        if self.family not in NSYNTH_FAMILIES:
+            raise ValueError(f"family {self.family!r} is not one of {NSYNTH_FAMILIES}")
+        if self.source not in NSYNTH_SOURCES:
+            raise ValueError(f"source {self.source!r} is not one of {NSYNTH_SOURCES}")
+
+
+# 20 GM programs over all 11 NSynth families; the index in this tuple is the instrument number.
+DEFAULT_GM_INSTRUMENTS: tuple[GMInstrument, ...] = (
+    GMInstrument(0, "keyboard", "acoustic", "Acoustic Grand Piano"),
+    GMInstrument(4, "keyboard", "electronic", "Electric Piano 1"),
+    GMInstrument(11, "mallet", "acoustic", "Vibraphone"),
+    GMInstrument(12, "mallet", "acoustic", "Marimba"),
+    GMInstrument(16, "organ", "electronic", "Drawbar Organ"),
+    GMInstrument(19, "organ", "acoustic", "Church Organ"),
+    GMInstrument(24, "guitar", "acoustic", "Acoustic Guitar (nylon)"),
+    GMInstrument(27, "guitar", "electronic", "Electric Guitar (clean)"),
+    GMInstrument(32, "bass", "acoustic", "Acoustic Bass"),
+    GMInstrument(38, "bass", "synthetic", "Synth Bass 1"),
+    GMInstrument(40, "string", "acoustic", "Violin"),
+    GMInstrument(48, "string", "acoustic", "String Ensemble 1"),
+    GMInstrument(56, "brass", "acoustic", "Trumpet"),
+    GMInstrument(60, "brass", "acoustic", "French Horn"),
+    GMInstrument(65, "reed", "acoustic", "Alto Sax"),
+    GMInstrument(71, "reed", "acoustic", "Clarinet"),
+    GMInstrument(73, "flute", "acoustic", "Flute"),
+    GMInstrument(80, "synth_lead", "synthetic", "Lead 1 (square)"),
+    GMInstrument(81, "synth_lead", "synthetic", "Lead 2 (sawtooth)"),
+    GMInstrument(52, "vocal", "acoustic", "Choir Aahs"),
+)
+
+
+@dataclass(frozen=True)
+class SoundFontDatasetConfig:
+    """What to render.
+
+    Attributes
+    ----------
+    soundfont_path : str
+        SF2/SF3 file.
+    instruments : tuple of GMInstrument
+        Programs to render; instrument number = index.
+    pitch_min_midi, pitch_max_midi : int
+        Inclusive MIDI note range.
+    velocities : tuple of int
+        MIDI velocities, a subset of NSynth's {25, 50, 75, 100, 127}.
+    sample_rate : int
+        Hz (16000 as NSynth).
+    note_samples : int
+        Samples per note (64000 = 4 s).
+    note_off_seconds : float
+        When the key is released (3 s as NSynth).
+    gain : float
+        FluidSynth master gain (``synth.gain``); 1.0 keeps the loudest FluidR3 note at about -5 dBFS
+        while velocity-25 notes stay near -40 dBFS, well above the int16 floor.
+    silence_threshold_dbfs : float
+        Notes whose peak is below this are dropped (outside a preset's key range).
+    """
+
+    soundfont_path: str = DEBIAN_GM_SOUNDFONT
+    instruments: tuple[GMInstrument, ...] = DEFAULT_GM_INSTRUMENTS
+    pitch_min_midi: int = 36
+    pitch_max_midi: int = 84
+    velocities: tuple[int, ...] = NSYNTH_VELOCITIES
+    sample_rate: int = NSYNTH_SAMPLE_RATE
+    note_samples: int = NSYNTH_NOTE_SAMPLES
+    note_off_seconds: float = NSYNTH_NOTE_OFF_SECONDS
+    gain: float = 1.0
+    silence_threshold_dbfs: float = -50.0
+
+    def __post_init__(self):
+        if not 0 <= self.pitch_min_midi <= self.pitch_max_midi <= 127:
+            raise ValueError(
+                f"pitch range must satisfy 0 <= min <= max <= 127, got {self.pitch_min_midi}..{self.pitch_max_midi}"
+            )
+        bad = [v for v in self.velocities if v not in NSYNTH_VELOCITIES]
+        if bad or not self.velocities:
+            raise ValueError(f"velocities must be a non-empty subset of {NSYNTH_VELOCITIES}, got {self.velocities}")
+        if not self.instruments:
+            raise ValueError("at least one instrument is needed")
+        if not 0 < self.note_off_seconds * self.sample_rate < self.note_samples:
+            raise ValueError(
+                f"note_off_seconds={self.note_off_seconds} must fall inside the note "
+                f"({self.note_samples / self.sample_rate} s)"
+            )
+
+    def instrument_str(self, index: int) -> str:
+        inst = self.instruments[index]
+        return make_instrument_str(inst.family, inst.source, index)
+
+
+def sha256_of_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(chunk_bytes), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _require_fluidsynth():
+    try:
+        import fluidsynth  # noqa: PLC0415 - optional native library, imported where needed
+    except (ImportError, OSError) as exc:  # OSError: libfluidsynth missing
+        raise RuntimeError(
+            "pyfluidsynth could not load FluidSynth: install the Debian packages 'fluidsynth "
+            "libfluidsynth3' and the PyPI package 'pyfluidsynth'"
+        ) from exc
+    return fluidsynth
+
+
+def render_instrument_notes(
+    config: SoundFontDatasetConfig, index: int
+) -> list[tuple[int, int, np.ndarray]]:
+    """Render every (pitch, velocity) note of one instrument.
+
+    Returns
+    -------
+    list of (pitch_midi, velocity, audio)
+        ``audio`` has shape ``(note_samples,)``, float32 in [-1, 1]. Silent notes are included;
+        the caller filters them.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the SoundFont does not exist.
+    RuntimeError
+        If FluidSynth cannot load the SoundFont or select the program.
+    """
+    fluidsynth = _require_fluidsynth()
+    if not Path(config.soundfont_path).is_file():
+        raise FileNotFoundError(
+            f"SoundFont {config.soundfont_path} not found: install Debian 'fluid-soundfont-gm' or pass another SF2/SF3"
+        )
+    inst = config.instruments[index]
+    synth = fluidsynth.Synth(
+        gain=config.gain,
+        samplerate=float(config.sample_rate),
+        **{"synth.reverb.active": 0, "synth.chorus.active": 0},
+    )
+    try:
+        sfid = synth.sfload(config.soundfont_path)
+        if sfid < 0:
+            raise RuntimeError(f"FluidSynth could not load the SoundFont {config.soundfont_path}")
+        bank = 128 if inst.family == "drums" else 0
+        if synth.program_select(0, sfid, bank, inst.program) != 0:
+            raise RuntimeError(f"SoundFont {config.soundfont_path} has no program {inst.program} in bank {bank}")
+        note_off_samples = int(round(config.note_off_seconds * config.sample_rate))
+        flush_samples = config.sample_rate  # 1 s of silence between notes empties every voice
+        notes = []
+        for pitch in range(config.pitch_min_midi, config.pitch_max_midi + 1):
+            for velocity in config.velocities:
+                synth.noteon(0, pitch, velocity)
+                held = synth.get_samples(note_off_samples)
+                synth.noteoff(0, pitch)
+                released = synth.get_samples(config.note_samples - note_off_samples)
+                stereo = np.concatenate([held, released]).reshape(-1, 2).astype(np.float32) / 32768.0
+                notes.append((pitch, velocity, stereo.mean(axis=1)))
+                synth.all_sounds_off(0)
+                synth.get_samples(flush_samples)
+        return notes
+    finally:
+        synth.delete()
+
+
+def build_soundfont_dataset(
+    config: SoundFontDatasetConfig,
+    out_dir: str | os.PathLike,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[NSynthNote]:
+    """Render ``config`` into ``out_dir`` in the NSynth json/wav layout.
+
+    Writes ``audio/<note_str>.wav`` (16-bit PCM, atomically), ``examples.json``, ``manifest.json``
+    (format version, SoundFont file name and sha256, config, counts) and finally a ``DONE`` marker.
+    An interrupted build resumes: instruments whose notes are all present (per the partial manifest)
+    are not rendered again.
+
+    Parameters
+    ----------
+    progress : callable(done_instruments, total_instruments), optional
+
+    Returns
+    -------
+    list of NSynthNote
+        The notes kept (silent ones are dropped), sorted by ``note_str``.
+
+    Raises
+    ------
+    ValueError
+        If ``out_dir`` holds a manifest of a different SoundFont or config.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DONE_MARKER).unlink(missing_ok=True)
+    soundfont_sha256 = sha256_of_file(config.soundfont_path)
+    config_json = json.loads(json.dumps(asdict(config)))  # tuples -> lists, as read back
+    manifest_path = out / MANIFEST_JSON
+    manifest = {
+        "format_version": MANIFEST_FORMAT_VERSION,
+        "soundfont_name": Path(config.soundfont_path).name,
+        "soundfont_sha256": soundfont_sha256,
+        "config": config_json,
+        "instruments": {},
+    }
+    if manifest_path.is_file():
+        previous = json.loads(manifest_path.read_text())
+        if previous.get("soundfont_sha256") != soundfont_sha256 or previous.get("config") != config_json:
+            raise ValueError(
+                f"{out} holds a dataset of another SoundFont or config: choose an empty folder or delete it"
+            )
+        manifest["instruments"] = previous.get("instruments", {})
+
+    threshold = 10.0 ** (config.silence_threshold_dbfs / 20.0)
+    all_notes: list[NSynthNote] = []
+    note_counter = 0
+    for index, inst in enumerate(config.instruments):
+        instrument_str = config.instrument_str(index)
+        done = manifest["instruments"].get(instrument_str)
+        if done is None or not all((out / AUDIO_DIR / f"{k}.wav").is_file() for k in done["kept"]):
+            kept, dropped = [], []
+            for pitch, velocity, audio in render_instrument_notes(config, index):
+                note_str = make_note_str(instrument_str, pitch, velocity)
+                if float(np.max(np.abs(audio))) < threshold:
+                    dropped.append(note_str)
+                    continue
+                write_audio_atomic(out / AUDIO_DIR / f"{note_str}.wav", audio, sample_rate=config.sample_rate)
+                kept.append(note_str)
+            if dropped:
+                logger.info("%s (%s): dropped %d silent notes", instrument_str, inst.gm_name, len(dropped))
+            done = {"gm_program": inst.program, "gm_name": inst.gm_name, "kept": kept, "dropped": dropped}
+            manifest["instruments"][instrument_str] = done
+            write_json_atomic(manifest_path, manifest)
+        for note_str in done["kept"]:
+            _, pitch, velocity = note_str.rsplit("-", 2)
+            all_notes.append(
+                NSynthNote(
+                    note=note_counter, note_str=note_str, instrument=index, instrument_str=instrument_str,
+                    pitch=int(pitch), velocity=int(velocity), sample_rate=config.sample_rate,
+                    qualities=(0,) * 10, qualities_str=(),
+                    instrument_family=NSYNTH_FAMILIES.index(inst.family), instrument_family_str=inst.family,
+                    instrument_source=NSYNTH_SOURCES.index(inst.source), instrument_source_str=inst.source,
+                    extra={"gm_program": inst.program, "gm_name": inst.gm_name},
+                )
+            )
+            note_counter += 1
+        if progress is not None:
+            progress(index + 1, len(config.instruments))
+    manifest["note_count"] = len(all_notes)
+    write_json_atomic(manifest_path, manifest)
+    write_examples_json(out, all_notes)
+    (out / DONE_MARKER).write_text("complete\n")
+    return sorted(all_notes, key=lambda n: n.note_str)

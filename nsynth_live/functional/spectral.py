@@ -1,0 +1,70 @@
+"""Windows and the SING spectral loss (Defossez et al. 2018, section 3.2, eq. 3.2-3.3)."""
+
+from __future__ import annotations
+
+import torch
+
+SPECTRAL_N_FFT = 1024  # samples, SING section 3.2
+SPECTRAL_HOP_LENGTH_SAMPLES = 256  # samples, SING section 3.2
+SPECTRAL_EPS = 1.0  # log(eps + |STFT|^2), SING eq. 3.2
+
+
+def hann_squared_window(window_length_samples: int, *, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Squared periodic Hann window, shape ``(window_length_samples,)``.
+
+    At a hop of a quarter of the window its overlap-add sums to 1.5 (SING section 3.1).
+    """
+    return torch.hann_window(window_length_samples, periodic=True, dtype=dtype, device=device) ** 2
+
+
+def log_power_spectrogram(
+    audio: torch.Tensor,
+    *,
+    n_fft: int = SPECTRAL_N_FFT,
+    hop_length_samples: int = SPECTRAL_HOP_LENGTH_SAMPLES,
+    eps: float = SPECTRAL_EPS,
+) -> torch.Tensor:
+    """``log(eps + |STFT(audio)|^2)`` with a periodic Hann window and no centring (SING eq. 3.2).
+
+    Parameters
+    ----------
+    audio : torch.Tensor
+        Shape ``(..., time)``, float.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(..., n_fft // 2 + 1, frames)`` with ``frames = 1 + (time - n_fft) // hop``
+        (513 x 251 for a 65024-sample SING output).
+    """
+    window = torch.hann_window(n_fft, periodic=True, dtype=audio.dtype, device=audio.device)
+    shape = audio.shape
+    spec = torch.stft(
+        audio.reshape(-1, shape[-1]), n_fft=n_fft, hop_length=hop_length_samples, window=window,
+        center=False, return_complex=True,
+    )
+    power = spec.real.square() + spec.imag.square()
+    return torch.log(eps + power).reshape(*shape[:-1], *power.shape[-2:])
+
+
+def spectral_loss(estimate: torch.Tensor, target: torch.Tensor, **stft_kwargs) -> torch.Tensor:
+    """SING's spectral loss: mean L1 distance of log power spectrograms (eq. 3.3).
+
+    Parameters
+    ----------
+    estimate, target : torch.Tensor
+        Shape ``(batch, time)``, same shape, float.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar (mean over batch, bins and frames).
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
+    """
+    if estimate.shape != target.shape:
+        raise ValueError(f"estimate {tuple(estimate.shape)} and target {tuple(target.shape)} must have one shape")
+    return (log_power_spectrogram(estimate, **stft_kwargs) - log_power_spectrogram(target, **stft_kwargs)).abs().mean()

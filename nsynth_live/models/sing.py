@@ -1,0 +1,241 @@
+"""SING: Symbol-to-Instrument Neural Generator (Defossez et al. 2018), in PyTorch.
+
+Training modules (``SingEncoder``, ``SingDecoder``, ``SequenceGenerator``, ``Sing``) generate a
+whole note; ``SingStreamingStep`` generates one 256-sample hop for a batch of voices with explicit
+state (LSTM h/c, the decoder conv's embedding context, the overlap-add tail) and is what the ONNX
+export runs. Both share weights and give the same audio (see tests/models/test_sing.py).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from nsynth_live.models.sing_configs import SingConfig
+from nsynth_live.nn.windowed import WindowedConv1d, WindowedConvTranspose1d
+
+
+def pad_note(audio: torch.Tensor, config: SingConfig) -> torch.Tensor:
+    """Pad notes with ``pad_samples`` zeros on each side: ``(batch, 64000)`` -> ``(batch, 68608)``."""
+    return F.pad(audio, (config.pad_samples, config.pad_samples))
+
+
+def decoder_target(audio: torch.Tensor, config: SingConfig) -> torch.Tensor:
+    """The part of a note the decoder output is compared with: ``(batch, 64000)`` -> ``(batch, 65024)``.
+
+    The decoder output covers the note plus ``output_trim_samples`` (512) on each side.
+    """
+    trim = config.output_trim_samples
+    return F.pad(audio, (trim, trim))
+
+
+class SingEncoder(nn.Module):
+    """Waveform -> embeddings (SING section 3.1). Used only to pre-train the decoder.
+
+    Input ``(batch, padded_samples)`` float; output ``(batch, time_steps, embedding_dims)``.
+    """
+
+    def __init__(self, config: SingConfig):
+        super().__init__()
+        c = config.conv_channels
+        self.conv = WindowedConv1d(1, c, config.window_length_samples, stride=config.hop_length_samples)
+        self.hidden = nn.Sequential(nn.ReLU(), nn.Conv1d(c, c, 1), nn.ReLU(), nn.Conv1d(c, c, 1), nn.ReLU())
+        self.project = nn.Conv1d(c, config.embedding_dims, 1)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.project(self.hidden(self.conv(audio[:, None, :]))).transpose(1, 2)
+
+
+class SingDecoder(nn.Module):
+    """Embeddings -> waveform (SING section 3.1).
+
+    Conv1d(D -> C, kernel 9) + ReLU, two 1x1 C -> C + ReLU, windowed ConvTranspose1d(C -> 1, 1024,
+    stride 256, padding 768). Input ``(batch, frames, embedding_dims)``; output ``(batch, time)``
+    with 265 frames -> 65024 samples.
+    """
+
+    def __init__(self, config: SingConfig):
+        super().__init__()
+        c = config.conv_channels
+        self.config = config
+        self.conv = nn.Conv1d(config.embedding_dims, c, config.decoder_kernel_frames)
+        self.hidden = nn.Sequential(nn.ReLU(), nn.Conv1d(c, c, 1), nn.ReLU(), nn.Conv1d(c, c, 1), nn.ReLU())
+        self.synthesis = WindowedConvTranspose1d(
+            c, 1, config.window_length_samples, stride=config.hop_length_samples,
+            padding=config.decoder_padding_samples,
+        )
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.synthesis(self.hidden(self.conv(embeddings.transpose(1, 2))))[:, 0, :]
+
+
+class VelocityTable(nn.Module):
+    """Velocity lookup table with linear interpolation between its rows.
+
+    Row i belongs to MIDI velocity ``velocities[i]`` (NSynth's 25, 50, 75, 100, 127); a velocity in
+    between blends the two neighbouring rows, one outside the range takes the nearest row. At the
+    table's velocities this is exactly SING's lookup table.
+    """
+
+    def __init__(self, velocities: tuple[int, ...], dims: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(len(velocities), dims))
+        self.register_buffer("knots", torch.tensor(velocities, dtype=torch.float32), persistent=False)
+
+    def forward(self, velocity: torch.Tensor) -> torch.Tensor:
+        """``velocity`` ``(batch,)`` float MIDI velocity -> ``(batch, dims)``."""
+        k = self.knots
+        v = velocity.to(torch.float32).clamp(k[0], k[-1])[:, None]
+        prev_k = torch.cat([k[:1] - 1.0, k[:-1]])
+        next_k = torch.cat([k[1:], k[-1:] + 1.0])
+        rising = (v - prev_k) / (k - prev_k)
+        falling = (next_k - v) / (next_k - k)
+        hat = torch.minimum(rising, falling).clamp(0.0, 1.0)  # (batch, rows), rows sum to 1
+        return hat @ self.weight
+
+
+class SequenceGenerator(nn.Module):
+    """Note parameters -> embedding sequence (SING section 3.2).
+
+    Lookup tables for instrument (16), pitch (8), velocity (2) and time (4) are concatenated and fed
+    at every step to a stacked LSTM, followed by Linear(hidden -> embedding_dims).
+    """
+
+    def __init__(self, config: SingConfig):
+        super().__init__()
+        self.config = config
+        self.instrument_table = nn.Embedding(config.num_instruments, config.instrument_dims)
+        self.pitch_table = nn.Embedding(config.num_pitches, config.pitch_dims)
+        self.velocity_table = VelocityTable(config.velocities, config.velocity_dims)
+        self.time_table = nn.Embedding(config.time_steps, config.time_dims)
+        inputs = config.instrument_dims + config.pitch_dims + config.velocity_dims + config.time_dims
+        self.lstm = nn.LSTM(inputs, config.lstm_hidden, num_layers=config.lstm_layers, batch_first=True)
+        self.output = nn.Linear(config.lstm_hidden, config.embedding_dims)
+
+    def conditioning(
+        self, instrument_embedding: torch.Tensor, pitch_midi: torch.Tensor, velocity: torch.Tensor,
+        time_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """LSTM input ``(batch, steps, 30)`` from per-voice parameters and time indices ``(batch, steps)``."""
+        steps = time_index.shape[1]
+        static = torch.cat(
+            [instrument_embedding, self.pitch_table(pitch_midi.clamp(0, self.config.num_pitches - 1)),
+             self.velocity_table(velocity)], dim=1,
+        )
+        times = self.time_table(time_index.clamp(0, self.config.time_steps - 1))
+        return torch.cat([static[:, None, :].expand(-1, steps, -1), times], dim=2)
+
+    def forward(
+        self, instrument_embedding: torch.Tensor, pitch_midi: torch.Tensor, velocity: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None, *, start_frame: int = 0, frames: int | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Embeddings for frames ``start_frame .. start_frame + frames - 1``.
+
+        Parameters
+        ----------
+        instrument_embedding : (batch, instrument_dims) float
+        pitch_midi : (batch,) int64
+        velocity : (batch,) float, MIDI velocity
+        state : LSTM (h, c), each ``(layers, batch, hidden)``, or None for a fresh note
+
+        Returns
+        -------
+        embeddings : (batch, frames, embedding_dims)
+        state : the LSTM (h, c) after the last frame
+        """
+        frames = self.config.time_steps - start_frame if frames is None else frames
+        time_index = torch.arange(start_frame, start_frame + frames, device=pitch_midi.device)
+        x = self.conditioning(instrument_embedding, pitch_midi, velocity, time_index[None].expand(len(pitch_midi), -1))
+        out, state = self.lstm(x, state)
+        return self.output(out), state
+
+
+class Sing(nn.Module):
+    """The whole generator: (instrument, pitch, velocity) -> note (SING section 3).
+
+    ``forward`` returns the decoder output ``(batch, 65024)``; ``generate`` trims it to the note
+    ``(batch, 64000)`` at 16 kHz.
+    """
+
+    def __init__(self, config: SingConfig):
+        super().__init__()
+        self.config = config
+        self.sequence_generator = SequenceGenerator(config)
+        self.decoder = SingDecoder(config)
+
+    def instrument_embedding(self, instrument: torch.Tensor) -> torch.Tensor:
+        """Rows of the instrument table: ``(batch,)`` int64 -> ``(batch, instrument_dims)``."""
+        return self.sequence_generator.instrument_table(instrument)
+
+    def forward(self, instrument_embedding: torch.Tensor, pitch_midi: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
+        embeddings, _ = self.sequence_generator(instrument_embedding, pitch_midi, velocity)
+        return self.decoder(embeddings)
+
+    @torch.inference_mode()
+    def generate(self, instrument_embedding: torch.Tensor, pitch_midi: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
+        """Whole notes, ``(batch, note_samples)`` float32 at ``config.sample_rate``."""
+        trim = self.config.output_trim_samples
+        return self.forward(instrument_embedding, pitch_midi, velocity)[:, trim:-trim]
+
+
+class SingStreamingStep(nn.Module):
+    """One streaming step of SING for a batch of voices (the graph exported to ONNX).
+
+    State (all batch-first, so a voice is one row):
+    ``lstm_h``, ``lstm_c`` ``(voices, layers, hidden)``; ``context`` ``(voices, kernel - 1, embedding_dims)``
+    the previous embeddings the decoder's first conv sees; ``overlap`` ``(voices, window - hop)`` the
+    overlap-add tail of earlier atoms.
+
+    Step t feeds time index t to the LSTM; once ``t >= kernel - 1`` (8) a decoder frame is complete
+    and its windowed atom is overlap-added. The hop returned at step t is the full decoder output's
+    samples ``[(t - 8) * 256, (t - 7) * 256)`` (before the transposed conv's padding is removed), so
+    step ``preroll_steps + k`` (13 + k) returns note samples ``[256 k, 256 (k + 1))``.
+    """
+
+    def __init__(self, sing: Sing):
+        super().__init__()
+        self.config = sing.config
+        self.sequence_generator = sing.sequence_generator
+        self.decoder = sing.decoder
+
+    def forward(self, instrument_embedding, pitch_midi, velocity, time_index, lstm_h, lstm_c, context, overlap):
+        """Advance every voice by one hop.
+
+        Parameters
+        ----------
+        instrument_embedding : (voices, instrument_dims) float32
+        pitch_midi : (voices,) int64
+        velocity : (voices,) float32
+        time_index : (voices,) int64
+        lstm_h, lstm_c, context, overlap : state as in the class docstring
+
+        Returns
+        -------
+        audio : (voices, hop) float32
+        lstm_h, lstm_c, context, overlap : next state
+        """
+        cfg = self.config
+        gen = self.sequence_generator
+        x = gen.conditioning(instrument_embedding, pitch_midi, velocity, time_index[:, None])
+        out, (h, c) = gen.lstm(x, (lstm_h.transpose(0, 1).contiguous(), lstm_c.transpose(0, 1).contiguous()))
+        embedding = gen.output(out)  # (voices, 1, D)
+        window = torch.cat([context, embedding], dim=1)  # (voices, kernel, D)
+        dec = self.decoder
+        hidden = dec.hidden(dec.conv(window.transpose(1, 2)))[:, :, 0]  # (voices, C)
+        atom = hidden @ dec.synthesis.windowed_weight()[:, 0, :]  # (voices, window)
+        complete = (time_index >= cfg.decoder_kernel_frames - 1).to(atom.dtype)[:, None]
+        hop = cfg.hop_length_samples
+        buffer = F.pad(overlap, (0, hop)) + atom * complete
+        audio = buffer[:, :hop] + dec.synthesis.bias
+        return audio, h.transpose(0, 1), c.transpose(0, 1), window[:, 1:], buffer[:, hop:]
+
+    def initial_state(self, voices: int) -> dict[str, torch.Tensor]:
+        """Zero state for ``voices`` fresh notes, keyed by the step's input names."""
+        cfg = self.config
+        return {
+            "lstm_h": torch.zeros(voices, cfg.lstm_layers, cfg.lstm_hidden),
+            "lstm_c": torch.zeros(voices, cfg.lstm_layers, cfg.lstm_hidden),
+            "context": torch.zeros(voices, cfg.decoder_kernel_frames - 1, cfg.embedding_dims),
+            "overlap": torch.zeros(voices, cfg.window_length_samples - cfg.hop_length_samples),
+        }

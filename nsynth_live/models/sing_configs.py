@@ -1,0 +1,145 @@
+"""Frozen configurations of SING (Defossez et al. 2018): the paper's size and our CPU default."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from nsynth_live.constants import NSYNTH_NOTE_SAMPLES, NSYNTH_SAMPLE_RATE, NSYNTH_VELOCITIES
+
+
+@dataclass(frozen=True)
+class SingConfig:
+    """Sizes of SING's encoder, decoder and sequence generator (SING section 3, Table 1).
+
+    Attributes
+    ----------
+    sample_rate : int
+        Hz.
+    hop_length_samples : int
+        Samples between embeddings (256 = 16 ms).
+    window_length_samples : int
+        Kernel of the windowed encoder conv and decoder transposed conv (1024).
+    embedding_dims : int
+        Size of one encoder / sequence-generator embedding (128).
+    conv_channels : int
+        Hidden channels of encoder and decoder (4096 in the paper).
+    decoder_kernel_frames : int
+        Kernel of the decoder's first conv, in frames (9: 4 frames of look-ahead).
+    lstm_hidden : int
+        Hidden size of each LSTM layer (1024 in the paper).
+    lstm_layers : int
+        Number of stacked LSTM layers (3).
+    instrument_dims, pitch_dims, velocity_dims, time_dims : int
+        Lookup-table widths (16, 8, 2, 4).
+    num_instruments : int
+        Rows of the instrument table.
+    num_pitches : int
+        Rows of the pitch table, indexed by MIDI note number (128).
+    velocities : tuple of int
+        MIDI velocities of the velocity table's rows; other velocities interpolate linearly.
+    note_samples : int
+        Samples of a dataset note (64000 = 4 s).
+    pad_samples : int
+        Zeros added to each side of a note before encoding (2304 = 9 frames).
+    """
+
+    name: str = "default"
+    sample_rate: int = NSYNTH_SAMPLE_RATE
+    hop_length_samples: int = 256
+    window_length_samples: int = 1024
+    embedding_dims: int = 128
+    conv_channels: int = 512
+    decoder_kernel_frames: int = 9
+    lstm_hidden: int = 256
+    lstm_layers: int = 3
+    instrument_dims: int = 16
+    pitch_dims: int = 8
+    velocity_dims: int = 2
+    time_dims: int = 4
+    num_instruments: int = 20
+    num_pitches: int = 128
+    velocities: tuple[int, ...] = NSYNTH_VELOCITIES
+    note_samples: int = NSYNTH_NOTE_SAMPLES
+    pad_samples: int = 2304
+
+    def __post_init__(self):
+        positive = ("sample_rate", "hop_length_samples", "window_length_samples", "embedding_dims",
+                    "conv_channels", "decoder_kernel_frames", "lstm_hidden", "lstm_layers",
+                    "instrument_dims", "pitch_dims", "velocity_dims", "time_dims", "num_instruments",
+                    "num_pitches")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"SingConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.window_length_samples != 4 * self.hop_length_samples:
+            raise ValueError(
+                f"window_length_samples ({self.window_length_samples}) must be 4 x hop_length_samples "
+                f"({self.hop_length_samples}): the streaming overlap-add assumes 75% overlap"
+            )
+        if self.decoder_kernel_frames % 2 != 1:
+            raise ValueError(f"decoder_kernel_frames must be odd, got {self.decoder_kernel_frames}")
+        if self.pad_samples % self.hop_length_samples:
+            raise ValueError(f"pad_samples ({self.pad_samples}) must be a multiple of the hop")
+        if list(self.velocities) != sorted(set(self.velocities)) or len(self.velocities) < 2:
+            raise ValueError(f"velocities must be >= 2 increasing values, got {self.velocities}")
+        if self.velocity_dims and len(self.velocities) < 2:
+            raise ValueError("velocity table needs at least two rows")
+
+    # Derived lengths (SING section 3.1; ../shared/reference/sing.md "Lengths").
+    @property
+    def padded_samples(self) -> int:
+        """Samples of a padded note: 64000 + 2 x 2304 = 68608."""
+        return self.note_samples + 2 * self.pad_samples
+
+    @property
+    def time_steps(self) -> int:
+        """Embedding frames per note: (68608 - 1024) / 256 + 1 = 265 (rows of the time table)."""
+        return (self.padded_samples - self.window_length_samples) // self.hop_length_samples + 1
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Frames of future context the decoder's first conv needs (4)."""
+        return self.decoder_kernel_frames // 2
+
+    @property
+    def decoder_padding_samples(self) -> int:
+        """Padding of the transposed conv: window - hop = 768."""
+        return self.window_length_samples - self.hop_length_samples
+
+    @property
+    def decoder_output_samples(self) -> int:
+        """Samples of the decoder's output: (265 - 8 - 1) * 256 + 1024 - 2 * 768 = 65024."""
+        frames = self.time_steps - self.decoder_kernel_frames + 1
+        return (frames - 1) * self.hop_length_samples + self.window_length_samples - 2 * self.decoder_padding_samples
+
+    @property
+    def output_trim_samples(self) -> int:
+        """Samples stripped at each side of the decoder output to get the note: (65024 - 64000) / 2 = 512."""
+        return (self.decoder_output_samples - self.note_samples) // 2
+
+    @property
+    def preroll_steps(self) -> int:
+        """Streaming steps before the first audible hop: pad frames (9) + look-ahead (4) = 13."""
+        return self.pad_samples // self.hop_length_samples + self.lookahead_frames
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SingConfig":
+        """Rebuild a config; unknown keys raise ValueError naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown SingConfig field(s) {unknown}; known: {sorted(known)}")
+        data = dict(data)
+        if "velocities" in data:
+            data["velocities"] = tuple(data["velocities"])
+        return cls(**data)
+
+
+# The paper's sizes: decoder 42.5 M, LSTM 21.1 M parameters (SING section 3; reference sing.md).
+SING_PAPER = SingConfig(name="paper", conv_channels=4096, lstm_hidden=1024, num_instruments=1006)
+# Our default: trains from scratch on a 2-core CPU in well under 2 hours (see models/sing_default.md).
+SING_DEFAULT = SingConfig(name="default")
+
+SING_CONFIGS = {"paper": SING_PAPER, "default": SING_DEFAULT}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up nsynth-live on a fresh Debian/Ubuntu machine: system packages (where missing), a virtualenv
+# in .venv, and the package with its extras. Safe to run again; it only installs what is missing.
+#   ./setup.sh            runtime (CPU ONNX Runtime)
+#   ./setup.sh dev        + test tools (pytest, music21, JACK-Client, TensorFlow for the checkpoint converter test)
+set -euo pipefail
+cd "$(dirname "$0")"
+MODE="${1:-run}"
+
+DEB_PACKAGES=(fluidsynth libfluidsynth3 fluid-soundfont-gm libportaudio2 libsndfile1)
+if [ "$MODE" = dev ]; then
+  DEB_PACKAGES+=(jackd2 liblo-tools jack-tools)
+fi
+missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+fi
+# torch==2.13.0 is the CPU wheel on these machines; a looser spec can pull GBs of CUDA packages.
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
+EXTRAS="cpu"
+[ "$MODE" = dev ] && EXTRAS="cpu,dev,tf"
+.venv/bin/pip install -q -e ".[${EXTRAS}]"
+echo "setup: ready (.venv, extras: ${EXTRAS})"

@@ -1,0 +1,73 @@
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nsynth_live.data.nsynth import NSynthDataset
+from nsynth_live.data.soundfont import DEBIAN_GM_SOUNDFONT, GMInstrument, SoundFontDatasetConfig, build_soundfont_dataset
+
+pytestmark = pytest.mark.skipif(not Path(DEBIAN_GM_SOUNDFONT).is_file(), reason="needs Debian fluid-soundfont-gm")
+
+CONFIG = SoundFontDatasetConfig(
+    instruments=(GMInstrument(0, "keyboard", "acoustic", "Acoustic Grand Piano"),
+                 GMInstrument(73, "flute", "acoustic", "Flute")),
+    pitch_min_midi=60, pitch_max_midi=61, velocities=(25, 127),
+)
+
+
+def digest(folder: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((folder / "audio").glob("*.wav"))}
+
+
+def test_builds_an_nsynth_dataset_deterministically(tmp_path):
+    notes = build_soundfont_dataset(CONFIG, tmp_path / "a")
+    assert [n.note_str for n in notes] == sorted(
+        f"{i}-{p:03d}-{v:03d}" for i in ("keyboard_acoustic_000", "flute_acoustic_001") for p in (60, 61) for v in (25, 127))
+    ds = NSynthDataset(tmp_path / "a")
+    audio = ds.load_audio("flute_acoustic_001-061-127")
+    assert audio.shape == (64000,)
+    sr = 16000
+    held, released, tail = audio[: 3 * sr], audio[3 * sr + 4000: 3 * sr + 8000], audio[-1600:]
+    assert np.sqrt(np.mean(held ** 2)) > 0.01  # sounding while the key is held
+    assert np.sqrt(np.mean(tail ** 2)) < 0.1 * np.sqrt(np.mean(held ** 2))  # released after 3 s
+    loud, quiet = (np.abs(ds.load_audio(f"keyboard_acoustic_000-060-{v:03d}")).max() for v in (127, 25))
+    assert loud > 4 * quiet  # velocity reaches the sound
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["soundfont_name"] == "FluidR3_GM.sf2"
+    assert manifest["soundfont_sha256"] == hashlib.sha256(Path(DEBIAN_GM_SOUNDFONT).read_bytes()).hexdigest()
+    assert (tmp_path / "a" / "DONE").is_file()
+    build_soundfont_dataset(CONFIG, tmp_path / "b")
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+
+
+def test_resumes_and_refuses_a_foreign_folder(tmp_path):
+    build_soundfont_dataset(CONFIG, tmp_path)
+    before = digest(tmp_path)
+    (tmp_path / "audio" / "flute_acoustic_001-060-025.wav").unlink()
+    (tmp_path / "DONE").unlink()
+    build_soundfont_dataset(CONFIG, tmp_path)
+    assert digest(tmp_path) == before
+    with pytest.raises(ValueError, match="another SoundFont or config"):
+        build_soundfont_dataset(SoundFontDatasetConfig(instruments=CONFIG.instruments, pitch_min_midi=60,
+                                                       pitch_max_midi=60, velocities=(25,)), tmp_path)
+
+
+def test_silent_notes_are_dropped(tmp_path):
+    config = SoundFontDatasetConfig(instruments=CONFIG.instruments[:1], pitch_min_midi=60, pitch_max_midi=60,
+                                    velocities=(25, 127), silence_threshold_dbfs=-26.0)
+    notes = build_soundfont_dataset(config, tmp_path)
+    assert [n.velocity for n in notes] == [127]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["instruments"]["keyboard_acoustic_000"]["dropped"] == ["keyboard_acoustic_000-060-025"]
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="subset"):
+        SoundFontDatasetConfig(velocities=(64,))
+    with pytest.raises(ValueError, match="pitch range"):
+        SoundFontDatasetConfig(pitch_min_midi=90, pitch_max_midi=80)
+    with pytest.raises(FileNotFoundError, match="fluid-soundfont-gm"):
+        from nsynth_live.data.soundfont import render_instrument_notes
+        render_instrument_notes(SoundFontDatasetConfig(soundfont_path="/nonexistent.sf2"), 0)

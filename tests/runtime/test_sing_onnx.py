@@ -1,0 +1,108 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nsynth_live.models.sing import Sing
+from nsynth_live.models.sing_configs import SingConfig
+from nsynth_live.runtime.sing_onnx import ModelFileError, export_sing_onnx, load_synth
+
+SMALL = SingConfig(name="test", conv_channels=64, lstm_hidden=32, num_instruments=3)
+NAMES = ["keyboard_acoustic_000", "organ_electronic_001", "flute_acoustic_002"]
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "sing_default.onnx"
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    torch.manual_seed(0)
+    sing = Sing(SMALL).eval()
+    # Scale the synthesis atoms up so the outputs are far from zero and 1e-4 is a tight bound.
+    with torch.no_grad():
+        sing.decoder.synthesis.weight.mul_(20.0)
+    path = tmp_path_factory.mktemp("onnx") / "small.onnx"
+    export_sing_onnx(sing, NAMES, path, pitch_min_midi=40, pitch_max_midi=80)
+    return sing, path
+
+
+def stream_whole_notes(synth, embedding, pitch, velocity):
+    voices = len(pitch)
+    state = synth.new_state(voices)
+    hops = []
+    for t in range(synth.spec.time_steps):
+        audio, state = synth.step(embedding, pitch, velocity, np.full(voices, t), state)
+        hops.append(audio)
+    cfg = synth.config
+    pad = cfg.decoder_padding_samples
+    return np.concatenate(hops[cfg.decoder_kernel_frames - 1:], axis=1)[:, pad:pad + cfg.decoder_output_samples]
+
+
+@pytest.mark.parametrize("voices", [1, 2, 5])
+def test_streamed_onnx_equals_pytorch_full_note(small_model, voices):
+    sing, path = small_model
+    synth = load_synth(path)
+    rng = np.random.default_rng(voices)
+    embedding = sing.instrument_embedding(torch.tensor(rng.integers(0, 3, voices))).detach().numpy()
+    pitch = rng.integers(40, 81, voices)
+    velocity = rng.uniform(1, 127, voices).astype(np.float32)
+    with torch.no_grad():
+        full = sing(torch.from_numpy(embedding), torch.from_numpy(pitch), torch.from_numpy(velocity)).numpy()
+    streamed = stream_whole_notes(synth, embedding, pitch, velocity)
+    assert np.abs(full).max() > 0.05
+    assert np.abs(streamed - full).max() <= 1e-4
+
+
+def test_batch_equals_one_by_one(small_model):
+    _, path = small_model
+    synth = load_synth(path)
+    embedding = np.stack([synth.instrument_embedding(n) for n in NAMES])
+    pitch, velocity = np.array([45, 60, 75]), np.array([30.0, 90.0, 127.0], np.float32)
+    together = stream_whole_notes(synth, embedding, pitch, velocity)
+    for i in range(3):
+        alone = stream_whole_notes(synth, embedding[i:i + 1], pitch[i:i + 1], velocity[i:i + 1])
+        assert np.abs(alone[0] - together[i]).max() <= 1e-5
+
+
+def test_spec_and_embeddings_come_from_the_file(small_model):
+    sing, path = small_model
+    synth = load_synth(path)
+    assert synth.spec.instrument_names == tuple(NAMES)
+    assert (synth.spec.pitch_min_midi, synth.spec.pitch_max_midi) == (40, 80)
+    assert synth.spec.preroll_steps == 13 and synth.spec.hop_length_samples == 256
+    np.testing.assert_allclose(synth.instrument_embedding(NAMES[1]),
+                               sing.sequence_generator.instrument_table.weight[1].detach().numpy(), atol=1e-6)
+    with pytest.raises(KeyError, match="unknown instrument 'tuba'"):
+        synth.instrument_embedding("tuba")
+    assert "CPUExecutionProvider" in synth.providers
+
+
+def test_bad_model_files(tmp_path, small_model):
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load_synth(tmp_path / "nope.onnx")
+    (tmp_path / "corrupt.onnx").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ModelFileError, match="not a readable ONNX model"):
+        load_synth(tmp_path / "corrupt.onnx")
+    import onnx
+
+    model = onnx.load(small_model[1])
+    for entry in model.metadata_props:
+        if entry.key == "format_version":
+            entry.value = "7"
+    onnx.save(model, tmp_path / "v7.onnx")
+    with pytest.raises(ModelFileError, match="format_version '7'"):
+        load_synth(tmp_path / "v7.onnx")
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="the default model is produced by export/train_sing.py")
+def test_default_model_streams_like_its_checkpoint():
+    from nsynth_live.models.checkpoint import load_sing
+
+    sing, names = load_sing(DEFAULT_MODEL.with_suffix(".pt"))
+    synth = load_synth(DEFAULT_MODEL)
+    assert list(synth.spec.instrument_names) == names
+    idx = torch.tensor([0, 5, 11])
+    embedding = sing.instrument_embedding(idx).detach().numpy()
+    pitch, velocity = np.array([36, 60, 84]), np.array([25.0, 100.0, 127.0], np.float32)
+    with torch.no_grad():
+        full = sing(torch.from_numpy(embedding), torch.from_numpy(pitch), torch.from_numpy(velocity)).numpy()
+    assert np.abs(stream_whole_notes(synth, embedding, pitch, velocity) - full).max() <= 1e-4

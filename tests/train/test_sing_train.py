@@ -1,0 +1,66 @@
+from dataclasses import replace
+
+import pytest
+import torch
+
+from nsynth_live.data.nsynth import NSynthDataset
+from nsynth_live.models.checkpoint import CheckpointError
+from nsynth_live.models.sing_configs import SingConfig
+from nsynth_live.train.sing import SingTrainConfig, SingTrainer, pitch_completion_split
+from tests.nsynth_fixtures import write_tiny_dataset
+
+TINY = SingConfig(name="tiny", conv_channels=32, lstm_hidden=16, embedding_dims=16, num_instruments=2)
+RECIPE = SingTrainConfig(autoencoder_epochs=2, sequence_epochs=1, end_to_end_epochs=1, batch_size=8, threads=1)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_nsynth")
+    write_tiny_dataset(root)
+    return root
+
+
+def test_pitch_completion_split(dataset_dir):
+    ds = NSynthDataset(dataset_dir)
+    train, heldout = pitch_completion_split(ds, holdout_fraction=0.1, seed=0)
+    assert sorted(train + heldout) == list(range(len(ds)))
+    for instrument in ds.instruments():
+        held = {ds.notes[i].pitch for i in heldout if ds.notes[i].instrument_str == instrument}
+        trained = {ds.notes[i].pitch for i in train if ds.notes[i].instrument_str == instrument}
+        assert len(held) == 1 and not held & trained  # 10% of 10 pitches, never also in training
+        # every velocity of a held-out pitch is held out
+        assert sum(1 for i in heldout if ds.notes[i].instrument_str == instrument) == 2
+    assert pitch_completion_split(ds, holdout_fraction=0.1, seed=0) == (train, heldout)
+
+
+def test_recipe_trains_all_stages_and_resumes(dataset_dir, tmp_path):
+    torch.manual_seed(0)
+    trainer = SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=TINY, train_config=RECIPE)
+    trainer.run()
+    stages = [h["stage"] for h in trainer.history]
+    assert stages == ["autoencoder", "autoencoder", "sequence", "end_to_end"]
+    assert trainer.history[1]["train_loss"] < trainer.history[0]["train_loss"]
+    # A new trainer on the same run folder resumes: nothing left to do, same weights.
+    again = SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=TINY, train_config=RECIPE)
+    assert again.stage == "done" and again.history == trainer.history
+    for a, b in zip(trainer.sing.state_dict().values(), again.sing.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(CheckpointError, match="another model or training config"):
+        SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=TINY,
+                    train_config=replace(RECIPE, autoencoder_epochs=3))
+
+
+def test_interrupted_run_continues_where_it_stopped(dataset_dir, tmp_path):
+    first = SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=TINY, train_config=RECIPE)
+    first.run(max_epochs=1)  # stops after one checkpointed epoch, as a kill after it would
+    resumed = SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=TINY, train_config=RECIPE)
+    assert (resumed.stage, resumed.epoch) == ("autoencoder", 1)
+    assert resumed.history == first.history
+    resumed.run()
+    assert [h["stage"] for h in resumed.history] == ["autoencoder", "autoencoder", "sequence", "end_to_end"]
+
+
+def test_instrument_count_must_match(dataset_dir, tmp_path):
+    with pytest.raises(ValueError, match="2 instruments"):
+        SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=replace(TINY, num_instruments=5),
+                    train_config=RECIPE)
