@@ -168,9 +168,14 @@ def load_model_or_explain(path: Path):
     if not path.is_file():
         raise AppError(f"model path {path} is not a file. Fix: pass --model PATH to a .onnx file")
     try:
-        from nsynth_live.runtime.sing_onnx import load_synth
-
+        from nsynth_live.runtime.sing_onnx import ModelFileError, load_synth
+    except ImportError as error:
+        raise AppError(f"cannot load model {path}: {error}", EXIT_RUNTIME) from error
+    try:
         return load_synth(path)
+    except ModelFileError as error:
+        raise AppError(f"{error}. Fix: pass --model PATH to a streaming SING .onnx file "
+                       "(export/train_sing.py writes one)") from error
     except ImportError as error:
         raise AppError(f"cannot load model {path}: {error}", EXIT_RUNTIME) from error
     except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types

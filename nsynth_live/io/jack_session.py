@@ -183,6 +183,8 @@ class JackProbe:
         Hz of the server.
     xrun_count : int
         Xruns JACK reported to this client while it ran.
+    xrun_seconds : list of float
+        When the xruns after :meth:`start` happened (s after the capture start).
     """
 
     def __init__(
@@ -212,6 +214,7 @@ class JackProbe:
         self.capture_start_monotonic: float | None = None  # time.monotonic() at that cycle
         self.captured_frames = 0
         self.xrun_count = 0
+        self.xrun_seconds: list[float] = []  # when each xrun happened, s after the capture start
         self._client.set_process_callback(self._process)
         self._client.set_xrun_callback(self._on_xrun)
         self._client.activate()
@@ -219,6 +222,8 @@ class JackProbe:
     # -- JACK thread -------------------------------------------------------------------------
     def _on_xrun(self, delay_usecs: float) -> None:
         self.xrun_count += 1
+        if self.capture_start_frame is not None and len(self.xrun_seconds) < 1000:
+            self.xrun_seconds.append((self._client.frame_time - self.capture_start_frame) / self.sample_rate)
 
     def _process(self, frames: int) -> None:
         self._midi_out.clear_buffer()
