@@ -13,6 +13,7 @@ the same object to ``--stats-json PATH`` if asked.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import logging
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_argument("--osc-host", default="127.0.0.1",
                          help="interface for OSC (default: %(default)s; 0.0.0.0 exposes it to the network)")
     control.add_argument("--no-osc", action="store_true", help="do not start the OSC server")
+    control.add_argument("--osc-swap-xy", action="store_true", help="swap the x and y of incoming XY messages")
+    control.add_argument("--osc-invert-x", action="store_true", help="x -> 1 - x for incoming XY messages")
+    control.add_argument("--osc-invert-y", action="store_true", help="y -> 1 - y for incoming XY messages")
     files = parser.add_argument_group("files")
     files.add_argument("--play", type=Path, metavar="FILE.mid", help="play a MIDI file through the instrument")
     files.add_argument("--record", type=Path, metavar="OUT.wav", help="write what was played to a WAV file")
@@ -321,6 +325,7 @@ def run_offline(setup: _Setup, out_path: Path, *, reason: str) -> dict:
 
 def run_live(setup: _Setup, device, stop: threading.Event) -> dict:
     """Play live on ``device`` until ``stop`` is set, the duration passes or the file ends."""
+    from nsynth_live.engine.osc import route_osc
     from nsynth_live.engine.realtime import RealtimeRunner
     from nsynth_live.io.audio import open_output_stream
     from nsynth_live.io.midi_in import MidiInputError, open_midi_input
@@ -366,7 +371,9 @@ def run_live(setup: _Setup, device, stop: threading.Event) -> dict:
             except MidiInputError as error:
                 raise AppError(str(error)) from error
         if not args.no_osc:
-            osc = OscServer(engine.post, host=args.osc_host, port=args.osc_port)
+            router = functools.partial(route_osc, swap_xy=args.osc_swap_xy, invert_x=args.osc_invert_x,
+                                       invert_y=args.osc_invert_y)
+            osc = OscServer(engine.post, host=args.osc_host, port=args.osc_port, router=router)
             try:
                 osc.start()
             except OscServerError as error:
