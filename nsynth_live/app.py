@@ -156,6 +156,15 @@ def load_midi_events_or_explain(path: Path) -> list:
         events = list(midi_file_events(path))
     except MidiFileError as error:
         raise AppError(str(error)) from error
+    # A file's program changes name General MIDI instruments, not our presets: played as they are,
+    # they would replace the --preset the user chose (program 0 -> the first preset by name).
+    from nsynth_live.engine.events import ProgramChange
+
+    kept = [(time_seconds, event) for time_seconds, event in events if not isinstance(event, ProgramChange)]
+    if len(kept) != len(events):
+        print(f"nsynth-live: ignoring {len(events) - len(kept)} program change(s) in {path} "
+              "(General MIDI programs are not presets; choose one with --preset)", flush=True)
+    events = kept
     if not events:
         raise AppError(f"MIDI file {path} has no notes to play")
     return events

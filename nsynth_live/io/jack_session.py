@@ -375,6 +375,22 @@ class InstrumentProcess:
         self._reader.join(timeout=5)
         return self._process.returncode
 
+    def wait(self, *, timeout_seconds: float) -> int:
+        """Wait for the instrument to exit on its own (``--duration``, end of ``--play``); its exit code.
+
+        Raises
+        ------
+        subprocess.TimeoutExpired
+            If it is still running after ``timeout_seconds`` (it is then stopped).
+        """
+        try:
+            self._process.wait(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise
+        self._reader.join(timeout=5)
+        return self._process.returncode
+
     def stats(self) -> dict:
         """The ``--stats-json`` object the instrument wrote at exit."""
         import json

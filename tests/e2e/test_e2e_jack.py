@@ -253,3 +253,23 @@ def test_oscsend_xy_during_a_held_note_changes_the_spectrum(model_path, jack_ser
     assert stats["xrun_count"] == 0, (
         f"xruns; JACK realtime={jack_server.realtime}; clients JACK found late: {jack_server.late_clients()}\n"
         + instrument.output)
+
+
+def test_play_a_midi_file_live_and_record_it(model_path, jack_server, tmp_path):
+    """The first-command path on a real server: --play in real time, --record, exit on its own."""
+    recording = tmp_path / "chorale.wav"
+    instrument = start_instrument(jack_server, tmp_path, model_path, "--no-osc", "--play", str(EXAMPLE_MIDI),
+                                  "--duration", "4", "--record", str(recording))
+    exit_code = instrument.wait(timeout_seconds=60)
+    assert exit_code == 0, instrument.output
+    stats = instrument.stats()
+    recorded, recorded_rate = soundfile.read(recording, dtype="float32")
+    assert recorded_rate == SAMPLE_RATE and recorded.shape[1] == 2
+    assert 3.5 <= recorded.shape[0] / SAMPLE_RATE <= 4.5
+    first_note_seconds = 0.1  # the chorale starts on its first beat
+    assert np.sqrt(np.mean(recorded[int(first_note_seconds * SAMPLE_RATE):, 0] ** 2)) > 1e-3, "nothing was played"
+    print(f"\n--play live: {recorded.shape[0] / SAMPLE_RATE:.2f} s recorded, xruns {stats['xrun_count']}, "
+          f"underruns {stats['underrun_count']}")
+    assert stats["xrun_count"] == 0, (
+        f"xruns; JACK realtime={jack_server.realtime}; clients JACK found late: {jack_server.late_clients()}\n"
+        + instrument.output)

@@ -83,3 +83,14 @@ def test_xy_argument_reaches_the_engine(tmp_path, test_double):
         spectrum = np.abs(np.fft.rfft(audio[: 48000 * 4, 0]))
         spectra.append(spectrum / spectrum.sum())
     assert np.abs(spectra[0] - spectra[1]).sum() > 0.1
+
+
+def test_program_changes_in_a_file_do_not_override_the_preset(tmp_path, capsys):
+    """The chorale's tracks start with program 0: the chosen --preset must still be the one heard."""
+    from nsynth_live.engine.events import ProgramChange
+    from nsynth_live.render.offline import midi_file_events
+
+    assert any(isinstance(event, ProgramChange) for _, event in midi_file_events(EXAMPLE))
+    events = app.load_midi_events_or_explain(EXAMPLE)
+    assert events and not any(isinstance(event, ProgramChange) for _, event in events)
+    assert "ignoring 4 program change(s)" in capsys.readouterr().out
