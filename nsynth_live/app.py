@@ -255,22 +255,6 @@ def write_json_atomically(path: Path, payload: dict) -> None:
             os.unlink(tmp)
 
 
-def write_wav_atomically(path: Path, audio, sample_rate: int) -> None:
-    """Write ``audio`` ((frames, channels) float32) as a float WAV, atomically."""
-    import soundfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".wav.tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        soundfile.write(tmp, audio, sample_rate, subtype="FLOAT", format="WAV")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 # ---------------------------------------------------------------------------------------------
 # the two modes
 # ---------------------------------------------------------------------------------------------
@@ -296,7 +280,15 @@ def _make_engine(setup: _Setup, synth, sample_rate: int):
     from nsynth_live.engine.engine import Engine
     from nsynth_live.engine.events import SetXY
 
-    engine = Engine(synth, setup.preset, output_sample_rate=sample_rate, max_voices=setup.args.max_voices, channels=2)
+    from nsynth_live.presets import PresetError
+
+    try:
+        engine = Engine(synth, setup.preset, output_sample_rate=sample_rate, max_voices=setup.args.max_voices,
+                        channels=2)
+    except PresetError as error:
+        raise AppError(f"{error}. Fix: choose a preset whose corners this model knows (--preset)") from error
+    except ValueError as error:
+        raise AppError(f"cannot build the engine: {error}") from error
     if setup.args.xy is not None:
         engine.post(SetXY(setup.args.xy[0], setup.args.xy[1]))
     return engine
@@ -304,7 +296,7 @@ def _make_engine(setup: _Setup, synth, sample_rate: int):
 
 def run_offline(setup: _Setup, out_path: Path, *, reason: str) -> dict:
     """Render ``setup.events`` with the engine faster than real time and write ``out_path``."""
-    from nsynth_live.render.offline import render_events
+    from nsynth_live.render.offline import render_events, write_wav_atomic
 
     args = setup.args
     sample_rate = args.sample_rate or DEFAULT_SAMPLE_RATE
@@ -314,7 +306,8 @@ def run_offline(setup: _Setup, out_path: Path, *, reason: str) -> dict:
     started = time.perf_counter()
     audio = render_events(engine, setup.events, tail_seconds=TAIL_SECONDS, progress=sys.stderr.isatty())
     elapsed = time.perf_counter() - started
-    write_wav_atomically(out_path, audio, sample_rate)
+    # float WAV like --record (no clipping of peaks above 0 dBFS); --force was checked up front
+    write_wav_atomic(out_path, audio, sample_rate=sample_rate, force=True, subtype="FLOAT")
     duration_seconds = audio.shape[0] / sample_rate
     print(
         f"nsynth-live: wrote {out_path} ({duration_seconds:.1f} s of audio in {elapsed:.1f} s, "
