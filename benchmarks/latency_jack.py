@@ -39,7 +39,8 @@ from nsynth_live.io.jack_session import (  # noqa: E402
 SAMPLE_RATE = 48_000  # Hz of the JACK server
 
 
-def measure(*, model: Path, notes: int, period_frames: int, block_size: int, realtime: bool, workdir: Path) -> dict:
+def measure(*, model: Path, notes: int, period_frames: int, block_size: int, realtime: bool, workdir: Path,
+            instrument_priority: int | None = None) -> dict:
     """Run one session; returns the figures (ms, counts) as a dict."""
     pitches = [48 + (7 * i) % 30 for i in range(notes)]  # spread over MIDI 48-77
     messages = note_schedule(pitches, note_seconds=0.3, gap_seconds=0.7)
@@ -48,7 +49,8 @@ def measure(*, model: Path, notes: int, period_frames: int, block_size: int, rea
                         realtime=realtime)
     with server:
         instrument = InstrumentProcess(
-            ["--model", str(model), "--block-size", str(block_size), "--sample-rate", str(SAMPLE_RATE), "--no-osc"],
+            ["--model", str(model), "--block-size", str(block_size), "--sample-rate", str(SAMPLE_RATE), "--no-osc",
+             *([] if instrument_priority is None else ["--realtime-priority", str(instrument_priority)])],
             env=server.env, stats_path=workdir / "stats.json", repo_root=REPO_ROOT,
         )
         try:
@@ -74,6 +76,7 @@ def measure(*, model: Path, notes: int, period_frames: int, block_size: int, rea
         "period_frames": period_frames,
         "block_size": block_size,
         "jack_realtime": realtime,
+        "instrument_realtime_priority": instrument_priority,
         "pitches_midi": pitches,
         "latencies_ms": latencies,
         "notes_heard": len(heard),
@@ -98,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block-size", type=int, default=256, help="instrument block, frames (default: %(default)s)")
     parser.add_argument("--realtime", choices=("auto", "on", "off"), default="auto",
                         help="JACK real-time scheduling (auto: where this machine allows it)")
+    parser.add_argument("--instrument-priority", type=int, metavar="P",
+                        help="pass --realtime-priority P to the instrument (default: 5 where JACK runs real-time)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args(argv)
     missing = jack_tools_missing()
@@ -110,11 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     realtime = {"on": True, "off": False, "auto": None}[args.realtime]
     if realtime is None:
         realtime = realtime_scheduling_allowed()
+    priority = args.instrument_priority if args.instrument_priority is not None else (5 if realtime else None)
     with tempfile.TemporaryDirectory(prefix="nsynth-latency-") as workdir:
         result = measure(model=args.model, notes=args.notes, period_frames=args.period, block_size=args.block_size,
-                         realtime=realtime, workdir=Path(workdir))
+                         realtime=realtime, workdir=Path(workdir), instrument_priority=priority or None)
     print(f"MIDI-in to audio-out latency on JACK (dummy driver, {SAMPLE_RATE} Hz, period {args.period}, "
-          f"block {args.block_size}, JACK realtime={realtime}), model {args.model.name}")
+          f"block {args.block_size}, JACK realtime={realtime}, instrument priority {priority}), model {args.model.name}")
     for pitch, latency in zip(result["pitches_midi"], result["latencies_ms"]):
         print(f"  MIDI {pitch:3d}: " + ("not heard" if latency is None else f"{latency:6.1f} ms"))
     if result["notes_heard"]:

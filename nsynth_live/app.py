@@ -81,6 +81,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _rt_priority(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 89:
+        raise argparse.ArgumentTypeError(f"must be a SCHED_FIFO priority in 1..89, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``run_live.py`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -107,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"output rate (default: the device's, else {DEFAULT_SAMPLE_RATE})")
     audio.add_argument("--block-size", type=_positive_int, default=DEFAULT_BLOCK_SIZE, metavar="N",
                        help="frames per audio callback (default: %(default)s)")
+    audio.add_argument("--realtime-priority", type=_rt_priority, metavar="P",
+                       help="run the instrument's threads (model inference, MIDI, OSC) with real-time "
+                       "scheduling (SCHED_FIFO) at priority P, 1..89, below the audio server's (JACK: 10+); "
+                       "needs an rtprio limit (Linux audio group) or root")
     control = parser.add_argument_group("control")
     control.add_argument("--midi-port", metavar="NAME",
                          help="connect to this MIDI input port (default: open a virtual port 'nsynth-live')")
@@ -388,6 +399,8 @@ def run_live(setup: _Setup, device, stop: threading.Event) -> dict:
         sys.setswitchinterval(min(switch_interval_seconds, 0.001))
         gc.collect()
         gc.freeze()
+        if args.realtime_priority is not None:
+            _request_realtime_priority(args.realtime_priority)
         runner.start()
         stream.start()
         started = time.monotonic()
@@ -460,6 +473,26 @@ def run_live(setup: _Setup, device, stop: threading.Event) -> dict:
         }
     )
     return stats
+
+
+def _request_realtime_priority(priority: int) -> bool:
+    """Switch the calling thread to SCHED_FIFO; threads it creates later inherit the policy.
+
+    Called before the inference, MIDI and OSC threads start. The audio callback's thread belongs to
+    the audio server's client library (JACK runs it real-time itself); the inference thread must
+    not be preempted by ordinary busy processes while it holds the GIL the callback waits for.
+    Returns False (with a warning) where the OS refuses.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (AttributeError, OSError) as error:
+        logger.warning("cannot use real-time priority %d (%s); running at normal priority. Fix: give your user "
+                       "an rtprio limit (e.g. the 'audio' group with limits.d) or leave out --realtime-priority",
+                       priority, error)
+        return False
+    print(f"nsynth-live: real-time scheduling (SCHED_FIFO, priority {priority}) for the instrument's threads",
+          flush=True)
+    return True
 
 
 def _setup_logging() -> None:

@@ -122,9 +122,17 @@ def free_udp_port() -> int:
         return probe_socket.getsockname()[1]
 
 
+INSTRUMENT_RT_PRIORITY = 5  # SCHED_FIFO priority of the instrument's threads, below JACK's clients
+
+
 def start_instrument(server, tmp_path, model, *extra):
+    # Where JACK runs real-time, so does the instrument (--realtime-priority), as a musician's set-up
+    # would: otherwise a busy machine preempts the inference thread while it holds the GIL that the
+    # real-time audio callback needs.
+    priority = ["--realtime-priority", str(INSTRUMENT_RT_PRIORITY)] if server.realtime else []
     instrument = InstrumentProcess(
-        ["--model", str(model), "--block-size", str(PERIOD_FRAMES), "--sample-rate", str(SAMPLE_RATE), *extra],
+        ["--model", str(model), "--block-size", str(PERIOD_FRAMES), "--sample-rate", str(SAMPLE_RATE),
+         *priority, *extra],
         env=server.env, stats_path=tmp_path / "stats.json", repo_root=REPO_ROOT,
     )
     ready = instrument.wait_ready()
