@@ -9,8 +9,10 @@ dropped by the parser.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -55,6 +57,28 @@ class MidiInput:
             self._midi_in.delete()
         finally:
             self._midi_in = None
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence what C libraries print on file descriptor 2 (ALSA's and libjack's connection errors).
+
+    Probing a backend that is not there makes alsa-lib and libjack print several lines each; the
+    warning :func:`open_midi_input` logs says the same in one line.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreter): leave it alone
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _backends(rtmidi) -> list[tuple[str, int]]:
@@ -148,7 +172,8 @@ def open_midi_input(
     seen_ports: list[str] = []
     for api_name, api in _backends(rtmidi):
         try:
-            midi_in = rtmidi.MidiIn(api, name=client_name)
+            with _quiet_native_stderr():
+                midi_in = rtmidi.MidiIn(api, name=client_name)
         except (rtmidi.RtMidiError, RuntimeError) as error:  # no ALSA sequencer / no JACK server
             failures.append(f"{api_name}: {error}")
             continue

@@ -94,3 +94,22 @@ def test_program_changes_in_a_file_do_not_override_the_preset(tmp_path, capsys):
     events = app.load_midi_events_or_explain(EXAMPLE)
     assert events and not any(isinstance(event, ProgramChange) for _, event in events)
     assert "ignoring 4 program change(s)" in capsys.readouterr().out
+
+
+def test_realtime_priority_refused_is_a_warning_not_a_failure(monkeypatch, caplog):
+    import logging
+    import os
+
+    def refuse(pid, policy, param):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    with caplog.at_level(logging.WARNING, logger="nsynth_live"):
+        assert app._request_realtime_priority(5) is False
+    assert "rtprio" in caplog.text and "Operation not permitted" in caplog.text
+
+
+def test_realtime_priority_out_of_range_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        app.build_parser().parse_args(["--realtime-priority", "99"])
+    assert "1..89" in capsys.readouterr().err
