@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--realtime", choices=("auto", "on", "off"), default="auto",
                         help="JACK real-time scheduling (auto: where this machine allows it)")
     parser.add_argument("--instrument-priority", type=int, metavar="P",
-                        help="pass --realtime-priority P to the instrument (default: 5 where JACK runs real-time)")
+                        help="pass --realtime-priority P to the instrument (default: 1 where JACK runs real-time)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args(argv)
     missing = jack_tools_missing()
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     realtime = {"on": True, "off": False, "auto": None}[args.realtime]
     if realtime is None:
         realtime = realtime_scheduling_allowed()
-    priority = args.instrument_priority if args.instrument_priority is not None else (5 if realtime else None)
+    priority = args.instrument_priority if args.instrument_priority is not None else (1 if realtime else None)
     with tempfile.TemporaryDirectory(prefix="nsynth-latency-") as workdir:
         result = measure(model=args.model, notes=args.notes, period_frames=args.period, block_size=args.block_size,
                          realtime=realtime, workdir=Path(workdir), instrument_priority=priority or None)

@@ -116,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="frames per audio callback (default: %(default)s)")
     audio.add_argument("--realtime-priority", type=_rt_priority, metavar="P",
                        help="run the instrument's threads (model inference, MIDI, OSC) with real-time "
-                       "scheduling (SCHED_FIFO) at priority P, 1..89, below the audio server's (JACK: 10+); "
-                       "needs an rtprio limit (Linux audio group) or root")
+                       "scheduling (SCHED_FIFO) at priority P, 1..89; keep it below the audio server's "
+                       "client threads (JACK's: 5 with jackd's default -P 10), e.g. 1; needs an rtprio "
+                       "limit (Linux audio group) or root")
     control = parser.add_argument_group("control")
     control.add_argument("--midi-port", metavar="NAME",
                          help="connect to this MIDI input port (default: open a virtual port 'nsynth-live')")

@@ -283,7 +283,9 @@ class JackProbe:
         while self.captured_frames < target:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"captured {self.captured_frames} of {target} frames in {timeout_seconds} s")
-            time.sleep(0.02)
+            # Sleep in one go rather than polling: each wake-up takes this process's GIL, which the
+            # probe's real-time JACK callback then has to wait for if this thread is preempted.
+            time.sleep(max(0.005, (target - self.captured_frames) / self.sample_rate))
 
     def captured(self) -> np.ndarray:
         """The capture so far, ``(frames, channels)`` float32 (a copy)."""

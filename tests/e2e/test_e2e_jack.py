@@ -122,7 +122,7 @@ def free_udp_port() -> int:
         return probe_socket.getsockname()[1]
 
 
-INSTRUMENT_RT_PRIORITY = 5  # SCHED_FIFO priority of the instrument's threads, below JACK's clients
+INSTRUMENT_RT_PRIORITY = 1  # SCHED_FIFO priority of the instrument's threads: below JACK's clients (5 with jackd -P 10)
 
 
 def start_instrument(server, tmp_path, model, *extra):
