@@ -337,7 +337,15 @@ def run_offline(setup: _Setup, out_path: Path, *, reason: str) -> dict:
     }
 
 
-def run_live(setup: _Setup, device, stop: threading.Event) -> dict:
+class _StopRequest(threading.Event):
+    """Set by Ctrl-C / SIGTERM while the instrument plays (``playing``); see :func:`main`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.playing = False
+
+
+def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
     """Play live on ``device`` until ``stop`` is set, the duration passes or the file ends."""
     from nsynth_live.engine.osc import route_osc
     from nsynth_live.engine.realtime import RealtimeRunner
@@ -405,6 +413,7 @@ def run_live(setup: _Setup, device, stop: threading.Event) -> dict:
         runner.start()
         stream.start()
         started = time.monotonic()
+        stop.playing = True  # from now on Ctrl-C stops the play loop gracefully (see main)
         print(f"nsynth-live: playing on {device.label} at {sample_rate} Hz, block {block_size} frames "
               f"(model warmed in {warm_seconds * 1000:.0f} ms)", flush=True)
         print(f"nsynth-live: expected latency: {latency_text}", flush=True)
@@ -513,7 +522,7 @@ def _prepare(args: argparse.Namespace) -> _Setup:
     return _Setup(args=args, preset=preset, events=events)
 
 
-def _run(args: argparse.Namespace, stop: threading.Event) -> dict:
+def _run(args: argparse.Namespace, stop: _StopRequest) -> dict:
     from nsynth_live.io.audio import AudioDeviceError, list_output_devices, select_output_device, set_jack_client_name
 
     if args.list_devices:
@@ -551,10 +560,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``run_live.py``; returns the process exit code."""
     args = build_parser().parse_args(argv)
     _setup_logging()
-    stop = threading.Event()
+    stop = _StopRequest()
 
     def request_stop(signum, _frame):
-        if stop.is_set():  # second Ctrl-C: leave now
+        # While the instrument plays, Ctrl-C (or SIGTERM) asks the play loop to stop and clean up
+        # (close the stream, write the recording, print the stats). Before that (loading, offline
+        # rendering) and on a second Ctrl-C, leave at once: nothing is half-written, files are atomic.
+        if stop.is_set() or not stop.playing:
             raise KeyboardInterrupt
         stop.set()
 
