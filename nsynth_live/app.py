@@ -443,7 +443,8 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
         while not stop.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            stop.wait(0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic())))
+            # Long waits: every wake-up of this thread takes the GIL the audio callback needs.
+            stop.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
     finally:
         if player is not None:
             player.stop()
