@@ -111,8 +111,13 @@ class SoundFontDatasetConfig:
     note_off_seconds : float
         When the key is released (3 s as NSynth).
     gain : float
-        FluidSynth master gain (``synth.gain``); 1.0 keeps the loudest FluidR3 note at about -5 dBFS
-        while velocity-25 notes stay near -40 dBFS, well above the int16 floor.
+        FluidSynth master gain (``synth.gain``) while rendering.
+    instrument_peak_dbfs : float
+        Each instrument's notes are scaled together so that its loudest note peaks here. Velocity
+        dynamics inside an instrument are kept, and every instrument is equally loud. (SoundFont
+        renders are quiet - FluidR3 peaks near -5 dBFS at gain 1 and velocity-25 notes near
+        -40 dBFS - and on quiet targets SING's log(1 + |STFT|^2) loss has a vanishing gradient
+        around silence: a model trained on them collapses to silence.)
     silence_threshold_dbfs : float
         Notes whose peak is below this are dropped (outside a preset's key range).
     """
@@ -126,6 +131,7 @@ class SoundFontDatasetConfig:
     note_samples: int = NSYNTH_NOTE_SAMPLES
     note_off_seconds: float = NSYNTH_NOTE_OFF_SECONDS
     gain: float = 1.0
+    instrument_peak_dbfs: float = -1.0
     silence_threshold_dbfs: float = -50.0
 
     def __post_init__(self):
@@ -138,6 +144,8 @@ class SoundFontDatasetConfig:
             raise ValueError(f"velocities must be a non-empty subset of {NSYNTH_VELOCITIES}, got {self.velocities}")
         if not self.instruments:
             raise ValueError("at least one instrument is needed")
+        if not -40.0 <= self.instrument_peak_dbfs <= 0.0:
+            raise ValueError(f"instrument_peak_dbfs must be in [-40, 0] dBFS, got {self.instrument_peak_dbfs}")
         if not 0 < self.note_off_seconds * self.sample_rate < self.note_samples:
             raise ValueError(
                 f"note_off_seconds={self.note_off_seconds} must fall inside the note "
@@ -279,16 +287,22 @@ def build_soundfont_dataset(
         done = manifest["instruments"].get(instrument_str)
         if done is None or not all((out / AUDIO_DIR / f"{k}.wav").is_file() for k in done["kept"]):
             kept, dropped = [], []
-            for pitch, velocity, audio in render_instrument_notes(config, index):
+            rendered = render_instrument_notes(config, index)
+            peak = max(float(np.max(np.abs(audio))) for _, _, audio in rendered)
+            # Silence is judged on the raw render; normalisation must not lift a silent note.
+            instrument_gain = 10.0 ** (config.instrument_peak_dbfs / 20.0) / max(peak, 1e-9)
+            for pitch, velocity, audio in rendered:
                 note_str = make_note_str(instrument_str, pitch, velocity)
                 if float(np.max(np.abs(audio))) < threshold:
                     dropped.append(note_str)
                     continue
+                audio = audio * instrument_gain
                 write_audio_atomic(out / AUDIO_DIR / f"{note_str}.wav", audio, sample_rate=config.sample_rate)
                 kept.append(note_str)
             if dropped:
                 logger.info("%s (%s): dropped %d silent notes", instrument_str, inst.gm_name, len(dropped))
-            done = {"gm_program": inst.program, "gm_name": inst.gm_name, "kept": kept, "dropped": dropped}
+            done = {"gm_program": inst.program, "gm_name": inst.gm_name, "kept": kept, "dropped": dropped,
+                    "gain_db": round(20.0 * float(np.log10(instrument_gain)), 3)}
             manifest["instruments"][instrument_str] = done
             write_json_atomic(manifest_path, manifest)
         for note_str in done["kept"]:

@@ -49,6 +49,11 @@ class SingTrainConfig:
         Truncated backpropagation window of stage 2, in frames (32).
     holdout_fraction : float
         Share of each instrument's pitches held out with all their velocities (pitch completion, 0.1).
+    spectral_distance : {"mse", "l1"}
+        Distance between log power spectrograms in stages 1 and 3. "mse" is the default of SING's
+        code; "l1" is the paper's headline. On our clean, sparse SoundFont spectra (98% of bins
+        near silence) L1 drives the autoencoder to silence within ~20 steps, MSE does not
+        (measured); evaluation always reports the paper's L1.
     seed : int
         Seeds the split, the initialisation and the batch order.
     threads : int
@@ -62,6 +67,7 @@ class SingTrainConfig:
     learning_rate: float = 5e-4
     tbptt_frames: int = 32
     holdout_fraction: float = 0.1
+    spectral_distance: str = "mse"
     seed: int = 0
     threads: int = 2
 
@@ -71,6 +77,8 @@ class SingTrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.batch_size < 1 or self.tbptt_frames < 1 or self.threads < 1:
             raise ValueError("batch_size, tbptt_frames and threads must be >= 1")
+        if self.spectral_distance not in ("mse", "l1"):
+            raise ValueError(f"spectral_distance must be 'mse' or 'l1', got {self.spectral_distance!r}")
         if not 0.0 <= self.holdout_fraction < 1.0:
             raise ValueError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
 
@@ -222,6 +230,8 @@ class SingTrainer:
         if self.stage == "done":
             return
         train = NoteTensors(self.dataset, self.train_indices, self.instrument_names)
+        monitor = NoteTensors(self.dataset, self.heldout_indices[:: max(1, len(self.heldout_indices) // 48)],
+                              self.instrument_names)
         embeddings = None
         epochs_run = 0
         while self.stage != "done" and (max_epochs is None or epochs_run < max_epochs):
@@ -236,9 +246,11 @@ class SingTrainer:
                     "end_to_end": self._end_to_end_epoch}[self.stage](train, embeddings, generator)
             self.elapsed_seconds += time.monotonic() - started
             self.epoch += 1
-            self.history.append({"stage": self.stage, "epoch": self.epoch, "train_loss": loss,
-                                 "elapsed_seconds": round(self.elapsed_seconds, 1)})
-            logger.info("%s epoch %d: train loss %.4f (%.0f s so far)", self.stage, self.epoch, loss, self.elapsed_seconds)
+            entry = {"stage": self.stage, "epoch": self.epoch, "train_loss": loss,
+                     "elapsed_seconds": round(self.elapsed_seconds, 1)}
+            entry.update({f"heldout_l1_{k}": round(v, 5) for k, v in self.spectral_losses(monitor).items()})
+            self.history.append(entry)
+            logger.info("%s epoch %d: %s", self.stage, self.epoch, entry)
             self._save()
             epochs_run += 1
 
@@ -254,7 +266,8 @@ class SingTrainer:
         for idx in tqdm(_batches(len(train), self.train_config.batch_size, generator), desc=f"autoencoder {self.epoch + 1}", leave=False):
             audio = train.audio[idx]
             estimate = self.sing.decoder(self.encoder(pad_note(audio, self.model_config)))
-            losses.append(self._step(spectral_loss(estimate, decoder_target(audio, self.model_config))))
+            losses.append(self._step(spectral_loss(estimate, decoder_target(audio, self.model_config),
+                                                   distance=self.train_config.spectral_distance)))
         return float(np.mean(losses))
 
     @torch.no_grad()
@@ -284,22 +297,27 @@ class SingTrainer:
         losses = []
         for idx in tqdm(_batches(len(train), self.train_config.batch_size, generator), desc=f"end to end {self.epoch + 1}", leave=False):
             estimate = self.sing(self.sing.instrument_embedding(train.instrument[idx]), train.pitch[idx], train.velocity[idx])
-            losses.append(self._step(spectral_loss(estimate, decoder_target(train.audio[idx], self.model_config))))
+            losses.append(self._step(spectral_loss(estimate, decoder_target(train.audio[idx], self.model_config),
+                                                   distance=self.train_config.spectral_distance)))
         return float(np.mean(losses))
 
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
     def spectral_losses(self, notes: NoteTensors) -> dict[str, float]:
-        """Mean spectral loss of SING and of the autoencoder (its upper bound) on ``notes``."""
+        """Mean L1 spectral loss (the paper's) of SING, of the autoencoder (its upper bound) and of
+        silence (a floor any working model must beat) on ``notes``."""
         self.sing.eval(), self.encoder.eval()
-        sing_losses, ae_losses = [], []
+        totals = {"sing": 0.0, "autoencoder": 0.0, "silence": 0.0}
         for idx in _batches(len(notes), 64, None):
             target = decoder_target(notes.audio[idx], self.model_config)
-            estimate = self.sing(self.sing.instrument_embedding(notes.instrument[idx]), notes.pitch[idx], notes.velocity[idx])
-            sing_losses.append(spectral_loss(estimate, target).item() * len(idx))
-            ae = self.sing.decoder(self.encoder(pad_note(notes.audio[idx], self.model_config)))
-            ae_losses.append(spectral_loss(ae, target).item() * len(idx))
-        return {"sing": sum(sing_losses) / len(notes), "autoencoder": sum(ae_losses) / len(notes)}
+            estimates = {
+                "sing": self.sing(self.sing.instrument_embedding(notes.instrument[idx]), notes.pitch[idx], notes.velocity[idx]),
+                "autoencoder": self.sing.decoder(self.encoder(pad_note(notes.audio[idx], self.model_config))),
+                "silence": torch.zeros_like(target),
+            }
+            for name, estimate in estimates.items():
+                totals[name] += spectral_loss(estimate, target).item() * len(idx)
+        return {name: total / len(notes) for name, total in totals.items()}
 
     def dataset_summary(self) -> dict:
         families = sorted({n.instrument_family_str for n in self.dataset.notes})
