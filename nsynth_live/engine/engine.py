@@ -22,10 +22,13 @@ Policies (documented choices)
 * **Long notes** (sustain loop). SING has ``time_steps`` = 265 frames and learns the release after
   ~frame 196 (NSynth notes are released at 3 s). A held note plays frames ``0 ..``; when it
   reaches ``loop_end_index`` while still held (key or pedal), a second stream restarts from the
-  state snapshotted at ``loop_start_index`` and the two are crossfaded (equal power, per sample,
-  ``crossfade_hops`` hops); the second stream then becomes the voice. The model is not
-  autoregressive, so the loop replays frames it was trained on. After note-off the voice runs on
-  into the model's own learned release while the release envelope fades it.
+  state snapshotted at ``loop_start_index`` and the two are crossfaded (linear gains ramped per
+  sample over ``crossfade_hops`` hops, times a gain measured per hop from the two streams' powers
+  and cross power that keeps the mix at constant power, whether the streams are in phase,
+  uncorrelated or (capped at +6 dB) out of phase); the second stream then becomes the voice. The
+  model is not autoregressive, so the loop replays frames it was trained on. After note-off the voice runs on
+  into the model's own learned release while the release envelope fades it. Alternative
+  (``SustainLoop(mode="hold")``): hold ``time_index`` at ``loop_end_index`` while the note is held.
 * **Release**: exponential, -60 dB after the preset's ``release_seconds``; the voice is freed when
   its envelope is below ``silence_threshold_db`` (-80 dB). A voice that would run past the time
   table is faded out over ``steal_fade_seconds``.
@@ -88,6 +91,7 @@ _STEAL_RANK = {RELEASED: 0, SUSTAINED: 1, HELD: 2}
 
 SING_DECODER_HALF_KERNEL_FRAMES = 4  # SING decoder conv kernel 9 -> 4 frames each side (sing.md)
 DEFAULT_LOOP_FRAMES = 64  # frames (~1 s at 16 kHz / 256) of the sustain loop
+LIMITER_ATTACK_SECONDS = 0.002  # s, gain-rider ramp down (a 2 ms ramp, not a step)
 DEFAULT_LOOP_CROSSFADE_HOPS = 8  # hops (128 ms) of equal-power crossfade at each loop
 
 
@@ -103,17 +107,24 @@ class SustainLoop:
         Time index at which a held voice starts the crossfade back to ``loop_start_index``.
     crossfade_hops : int
         Length of the equal-power crossfade, in hops.
+    mode : {"crossfade", "hold"}
+        ``"crossfade"``: replay ``[loop_start_index, loop_end_index)`` with a crossfade at each
+        turn (default). ``"hold"``: keep feeding ``time_index = loop_end_index`` while the note
+        is held (the LSTM runs on with constant conditioning; no second stream).
     """
 
     loop_start_index: int
     loop_end_index: int
     crossfade_hops: int = DEFAULT_LOOP_CROSSFADE_HOPS
+    mode: str = "crossfade"
 
     def __post_init__(self):
         for name in ("loop_start_index", "loop_end_index", "crossfade_hops"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{name} must be an int, got {value!r}")
+        if self.mode not in ("crossfade", "hold"):
+            raise ValueError(f"mode must be 'crossfade' or 'hold', got {self.mode!r}")
         if self.crossfade_hops < 1:
             raise ValueError(f"crossfade_hops must be >= 1, got {self.crossfade_hops}")
         if self.loop_end_index - self.loop_start_index < self.crossfade_hops:
@@ -122,7 +133,7 @@ class SustainLoop:
                 f"crossfade_hops={self.crossfade_hops} frames long")
 
     @classmethod
-    def for_spec(cls, spec: StreamSpec) -> "SustainLoop":
+    def for_spec(cls, spec: StreamSpec, *, mode: str = "crossfade") -> "SustainLoop":
         """Default loop: ends before the model's learned release, ~1 s long.
 
         The release starts at the NSynth note-off (3 s, ``preroll + 187`` frames) minus the
@@ -134,7 +145,8 @@ class SustainLoop:
         crossfade = DEFAULT_LOOP_CROSSFADE_HOPS
         loop_end = release_index - crossfade
         loop_start = max(spec.preroll_steps, loop_end - DEFAULT_LOOP_FRAMES)
-        return cls(loop_start_index=loop_start, loop_end_index=loop_end, crossfade_hops=crossfade)
+        return cls(loop_start_index=loop_start, loop_end_index=loop_end, crossfade_hops=crossfade,
+                   mode=mode)
 
     def check(self, spec: StreamSpec) -> None:
         """Raise ValueError if the loop does not fit the model's time table."""
@@ -316,6 +328,7 @@ class Engine:
         self._silence = 10.0 ** (self.config.silence_threshold_db / 20.0)
         self._end_guard_steps = int(math.ceil(self._steal_samples / hop)) + 1
         self._morph_hops = max(1, int(round(self.config.morph_seconds / self.hop_seconds)))
+        self._limiter_attack_samples = LIMITER_ATTACK_SECONDS * sr
         self._limiter_recovery = 1.0 - math.exp(-self.hop_seconds / self.config.limiter_release_seconds)
 
         # voice slots: max_voices playing + max_voices fading after a steal
@@ -332,6 +345,7 @@ class Engine:
         self._sounded = np.zeros(n_slots, dtype=bool)
         self._needs_preroll = np.zeros(n_slots, dtype=bool)
         self._xfade = np.full(n_slots, -1, dtype=np.int64)  # hops done in a loop crossfade, -1 none
+        self._xfade_norm = np.ones(n_slots, dtype=np.float64)  # power-normalising gain of the crossfade
         self._partner_time = np.zeros(n_slots, dtype=np.int64)
         self._has_snapshot = np.zeros(n_slots, dtype=bool)
         self._state = synth.new_state(n_slots)
@@ -421,7 +435,7 @@ class Engine:
         self._preroll(embedding)
         mono = self._step_voices(embedding)
         mono = self._master(mono)
-        resampled = self._resampler.process(mono)
+        resampled = self._soft_clip(self._resampler.process(mono))
         return np.repeat(resampled[:, None], self.channels, axis=1).astype(np.float32, copy=False)
 
     # ------------------------------------------------------------------ presets and timbre
@@ -678,8 +692,13 @@ class Engine:
             for row, slot in enumerate(partners):
                 u = (self._xfade[slot] * hop + self._n) / total  # 0 < u <= 1 across the crossfade
                 i = int(np.searchsorted(active, slot))
-                voice_audio[i] = (np.cos(0.5 * np.pi * u) * voice_audio[i]
-                                  + np.sin(0.5 * np.pi * u) * audio[n_main + row])
+                outgoing, incoming = voice_audio[i], audio[n_main + row]
+                norm = self._crossfade_norm(outgoing, incoming, u[hop // 2])
+                if self._xfade[slot] == 0:
+                    self._xfade_norm[slot] = 1.0
+                k = self._xfade_norm[slot] + (norm - self._xfade_norm[slot]) * self._n / hop
+                self._xfade_norm[slot] = norm
+                voice_audio[i] = k * ((1.0 - u) * outgoing + u * incoming)
                 self._xfade[slot] += 1
                 if self._xfade[slot] >= loop.crossfade_hops:  # the replayed stream takes over
                     for k in self._state:
@@ -690,7 +709,8 @@ class Engine:
         for i, slot in enumerate(active):
             phase = self._phase[slot]
             env0 = self._env[slot]
-            if phase == HELD or phase == SUSTAINED:
+            if phase == HELD or phase == SUSTAINED or (phase == RELEASED and not self._sounded[slot]):
+                # (a note released before it was heard still gets one hop of attack)
                 env = np.minimum(env0 + self._attack_rate * self._n, 1.0)
             elif phase == RELEASED:
                 env = env0 * self._release_factor
@@ -702,8 +722,11 @@ class Engine:
             if (phase == RELEASED and env[-1] < self._silence) or (phase == KILLING and env[-1] <= 0.0):
                 self._free(slot)
                 continue
+            if loop.mode == "hold" and phase in (HELD, SUSTAINED) and (
+                    self._time[slot] > loop.loop_end_index):
+                self._time[slot] = loop.loop_end_index  # hold the time index while held
             # start a loop crossfade for a voice still held at the loop end
-            if (phase in (HELD, SUSTAINED) and self._xfade[slot] < 0
+            if (loop.mode == "crossfade" and phase in (HELD, SUSTAINED) and self._xfade[slot] < 0
                     and self._time[slot] == loop.loop_end_index and self._has_snapshot[slot]):
                 for k in self._partner:
                     self._partner[k][slot] = self._snapshot[k][slot]
@@ -715,8 +738,28 @@ class Engine:
                 self._kill(slot, self._steal_samples)
         return mix
 
+    @staticmethod
+    def _crossfade_norm(outgoing: np.ndarray, incoming: np.ndarray, u: float) -> float:
+        """Gain that keeps a linear crossfade at constant power whatever the streams' correlation.
+
+        With gains ``(1-u) k`` and ``u k`` the mix power is
+        ``k^2 ((1-u)^2 Po + u^2 Pi + 2 u (1-u) C)`` (``C`` the streams' cross power); ``k`` makes it
+        ``(1-u) Po + u Pi``. Identical streams give k = 1 (a linear fade), uncorrelated ones the
+        equal-power curve; anti-phase streams are capped at +6 dB. Measured per hop and ramped.
+        """
+        p_out = float(np.dot(outgoing, outgoing))
+        p_in = float(np.dot(incoming, incoming))
+        cross = float(np.dot(outgoing, incoming))
+        target = (1.0 - u) * p_out + u * p_in
+        mixed = (1.0 - u) ** 2 * p_out + u ** 2 * p_in + 2.0 * u * (1.0 - u) * cross
+        if target <= 1e-20:
+            return 1.0
+        if mixed <= target / 4.0:
+            return 2.0
+        return math.sqrt(target / mixed)
+
     def _master(self, mono: np.ndarray) -> np.ndarray:
-        """Master gain ramp, per-hop gain rider and soft clipper; ``(hop,)`` float64 -> same."""
+        """Master gain ramp and per-hop gain rider; ``(hop,)`` float64 -> same."""
         hop = self.hop_length_samples
         gain = self._gain + (self._gain_target - self._gain) * self._n / hop
         self._gain = self._gain_target
@@ -724,17 +767,24 @@ class Engine:
         peak = float(np.max(np.abs(x))) if x.size else 0.0
         threshold = self.config.limiter_threshold
         target = min(1.0, threshold / peak) if peak > 0 else 1.0
-        if target < self._limiter_gain:
+        if target < self._limiter_gain:  # attack: reach the target within 2 ms
             new = target
-        else:
+            ramp = np.minimum(self._n / self._limiter_attack_samples, 1.0)
+        else:  # recovery: one-pole toward unity, ramped over the hop
             new = self._limiter_gain + (1.0 - self._limiter_gain) * self._limiter_recovery
-        limiter = self._limiter_gain + (new - self._limiter_gain) * self._n / hop
+            ramp = self._n / hop
+        limiter = self._limiter_gain + (new - self._limiter_gain) * ramp
         self._limiter_gain = new
-        x = x * limiter
+        return x * limiter
+
+    def _soft_clip(self, x: np.ndarray) -> np.ndarray:
+        """Identity below the knee, tanh above it, never beyond 1 (applied at the output rate,
+        after the resampler, whose ringing may overshoot the gain rider's peak)."""
         knee = self.config.limiter_knee
         magnitude = np.abs(x)
         over = magnitude > knee
         if np.any(over):
             soft = knee + (1.0 - knee) * np.tanh((magnitude[over] - knee) / (1.0 - knee))
+            x = x.copy()
             x[over] = np.sign(x[over]) * soft
         return x

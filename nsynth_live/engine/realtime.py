@@ -70,6 +70,10 @@ class RealtimeRunner:
         self._thread: threading.Thread | None = None
         self._poll_seconds = engine.hop_seconds / 8.0
 
+    def latency_report(self):
+        """The engine's :class:`~nsynth_live.engine.engine.LatencyReport` for this block size."""
+        return self.engine.latency_report(self.block_size, prefill_hops=self.prefill_hops)
+
     # ------------------------------------------------------------------ producer side
     @property
     def fill_frames(self) -> int:

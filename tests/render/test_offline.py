@@ -1,0 +1,116 @@
+"""Offline rendering of MIDI files through the live engine's render_hop."""
+
+import mido
+import numpy as np
+import pytest
+import soundfile as sf
+
+from nsynth_live.engine import ControlChange, Engine, NoteOff, NoteOn
+from nsynth_live.functional.midi import cents_between, midi_to_hz
+from nsynth_live.render.offline import (
+    MidiFileError, midi_file_events, render_events, render_midi_file, write_wav_atomic,
+)
+from tests.engine.additive_synth import AdditiveTestSynth
+from tests.engine.signal_checks import peak_frequency_hz
+
+NOTES = [(57, 0.0, 0.6), (64, 0.8, 1.4), (72, 1.6, 2.2)]  # (pitch, on s, off s) at 120 bpm
+
+
+def write_midi(path):
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))  # 120 bpm: 1 beat = 0.5 s
+    track.append(mido.Message("control_change", control=7, value=100, time=0))
+    timeline = []
+    for pitch, on, off in NOTES:
+        timeline.append((on, mido.Message("note_on", note=pitch, velocity=100)))
+        timeline.append((off, mido.Message("note_on", note=pitch, velocity=0)))  # running-status style off
+    now = 0.0
+    for at, message in sorted(timeline, key=lambda item: item[0]):
+        message.time = int(round((at - now) * 960))  # ticks: 480 per 0.5 s
+        track.append(message)
+        now = at
+    midi.save(str(path))
+    return path
+
+
+def test_midi_file_events(tmp_path):
+    events = midi_file_events(write_midi(tmp_path / "tune.mid"))
+    notes = [(round(t, 3), e) for t, e in events if isinstance(e, (NoteOn, NoteOff))]
+    expected = []
+    for pitch, on, off in NOTES:
+        expected += [(on, NoteOn(pitch, 100)), (off, NoteOff(pitch))]
+    assert sorted(notes, key=lambda x: x[0]) == sorted(expected, key=lambda x: x[0])
+    assert (0.0, ControlChange(7, 100)) in events
+
+
+@pytest.mark.parametrize("content", [b"", b"MThd garbage", b"\x00" * 100, b"RIFF....WAVEfmt "])
+def test_unparseable_midi_file_names_the_file(tmp_path, content):
+    path = tmp_path / "broken.mid"
+    path.write_bytes(content)
+    with pytest.raises(MidiFileError, match="broken.mid"):
+        midi_file_events(path)
+
+
+def test_missing_midi_file(tmp_path):
+    with pytest.raises(MidiFileError, match="does not exist"):
+        midi_file_events(tmp_path / "nope.mid")
+
+
+def test_render_midi_file_plays_each_note_at_its_pitch_and_time(tmp_path):
+    engine = Engine(AdditiveTestSynth(), "default", output_sample_rate=48000)
+    out = tmp_path / "out.wav"
+    audio = render_midi_file(engine, write_midi(tmp_path / "tune.mid"), output_path=out,
+                             tail_seconds=1.0)
+    assert audio.shape[1] == 2 and abs(len(audio) / 48000 - 3.2) < 0.05
+    written, sample_rate = sf.read(out, dtype="float32")
+    assert sample_rate == 48000 and written.shape == audio.shape
+    np.testing.assert_allclose(written, audio, atol=1.0 / 32768 + 1e-6)  # PCM_16
+    for pitch, on, off in NOTES:
+        segment = audio[int((on + 0.15) * 48000):int((off - 0.05) * 48000), 0]
+        f0 = peak_frequency_hz(segment, 48000)
+        assert abs(cents_between(f0, midi_to_hz(pitch))) < 10, (pitch, f0)
+    gap = audio[int(0.75 * 48000):int(0.8 * 48000), 0]  # 0.15 s into a -60 dB / 0.5 s release
+    assert np.sqrt(np.mean(gap ** 2)) < 0.2 * np.sqrt(np.mean(audio[:int(0.5 * 48000), 0] ** 2))
+
+
+def test_same_audio_as_driving_render_hop_by_hand():
+    events = [(0.0, NoteOn(60, 100)), (0.1, NoteOn(64, 90)), (0.5, NoteOff(60)), (0.525, NoteOff(64))]
+    offline = render_events(Engine(AdditiveTestSynth(), "default"), events, tail_seconds=0.5)
+    engine = Engine(AdditiveTestSynth(), "default")
+    blocks = []
+    for hop in range(int(np.ceil((0.525 + 0.5) / 0.016))):  # last event + tail
+        for at, event in events:
+            if round(at / 0.016) == hop:  # nearest hop start
+                engine.post(event)
+        blocks.append(engine.render_hop())
+    np.testing.assert_array_equal(offline, np.concatenate(blocks))
+
+
+def test_wav_is_written_atomically_and_not_overwritten(tmp_path):
+    path = tmp_path / "take.wav"
+    write_wav_atomic(path, np.zeros((100, 2)), sample_rate=48000)
+    with pytest.raises(FileExistsError, match="--force"):
+        write_wav_atomic(path, np.ones((100, 2)) * 0.5, sample_rate=48000)
+    assert np.all(sf.read(path)[0] == 0.0)
+    write_wav_atomic(path, np.ones((100, 2)) * 0.5, sample_rate=48000, force=True)
+    assert np.allclose(sf.read(path)[0], 0.5, atol=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.wav"]  # no temp files left
+
+
+def test_render_refuses_to_overwrite_before_rendering(tmp_path):
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"precious")
+    with pytest.raises(FileExistsError):
+        render_midi_file(Engine(AdditiveTestSynth(), "default"), write_midi(tmp_path / "t.mid"),
+                         output_path=out)
+    assert out.read_bytes() == b"precious"
+
+
+def test_render_events_rejects_bad_times():
+    engine = Engine(AdditiveTestSynth(), "default")
+    with pytest.raises(ValueError, match="finite"):
+        render_events(engine, [(float("nan"), NoteOn(60, 90))])
+    with pytest.raises(ValueError, match="tail_seconds"):
+        render_events(engine, [], tail_seconds=-1)
