@@ -247,9 +247,11 @@ class JackProbe:
     # -- control side ------------------------------------------------------------------------
     @property
     def midi_port_name(self) -> str:
+        """Full JACK name of the probe's MIDI output (``<client>:midi_out``)."""
         return self._midi_out.name
 
     def input_port_names(self) -> list[str]:
+        """Full JACK names of the probe's audio inputs, in channel order."""
         return [port.name for port in self._inputs]
 
     def ports(self, pattern: str = "", *, is_midi: bool = False, is_audio: bool = False) -> list[str]:
@@ -257,6 +259,7 @@ class JackProbe:
         return [p.name for p in self._client.get_ports(pattern, is_midi=is_midi, is_audio=is_audio)]
 
     def connect(self, source: str, destination: str) -> None:
+        """Connect two JACK ports by full name (raises ``jack.JackError`` if JACK refuses)."""
         self._client.connect(source, destination)
 
     def start(self, timed_messages: Sequence[tuple[float, Sequence[int]]]) -> None:
@@ -292,6 +295,7 @@ class JackProbe:
         return self._buffer[: self.captured_frames].copy()
 
     def close(self) -> None:
+        """Stop capturing, deactivate and close the JACK client."""
         self._armed = False
         try:
             self._client.deactivate()
@@ -353,6 +357,7 @@ class InstrumentProcess:
 
     @property
     def output(self) -> str:
+        """Everything the instrument printed so far (stdout and stderr), one string."""
         return "\n".join(self.lines)
 
     def wait_ready(self, *, timeout_seconds: float = 90.0) -> dict:
