@@ -322,10 +322,12 @@ class InstrumentProcess:
         Folder holding ``run_live.py`` (the working directory of the process).
     python : str
         Interpreter (default: this one).
+    script : Path, optional
+        Entry script taking run_live.py's arguments (default: ``repo_root / "run_live.py"``).
     """
 
     def __init__(self, arguments: Sequence[str], *, env: dict, stats_path: Path, repo_root: Path,
-                 python: str | None = None) -> None:
+                 python: str | None = None, script: Path | None = None) -> None:
         import sys
         import threading
 
@@ -333,7 +335,7 @@ class InstrumentProcess:
         run_env = dict(env)
         run_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root), env.get("PYTHONPATH", "")]))
         run_env["PYTHONUNBUFFERED"] = "1"
-        command = [python or sys.executable, str(Path(repo_root) / "run_live.py"), "--audio-device", "JACK",
+        command = [python or sys.executable, str(script or Path(repo_root) / "run_live.py"), "--audio-device", "JACK",
                    "--stats-json", str(self.stats_path), "--force", *arguments]
         self.command = command
         self.lines: list[str] = []

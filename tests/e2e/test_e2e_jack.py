@@ -6,8 +6,10 @@ PortAudio's JACK host API and its MIDI input a JACK virtual port. A probe client
 in the same JACK cycle, so the MIDI-in to audio-out latency is measured on JACK's frame clock.
 OSC comes from ``oscsend`` (Debian liblo-tools), a non-Python client.
 
-Needs: Debian jackd2 and liblo-tools, PyPI JACK-Client, and the default model
-``models/sing_default.onnx``. Skipped, with the reason, where any of them is missing.
+Each live test runs twice: with the trained default model ``models/sing_default.onnx`` (skipped
+where it is missing) and with the engine's additive test double (tests/engine/additive_synth.py),
+so the live path is tested on CI even before a model is committed. Needs Debian jackd2 and
+liblo-tools and PyPI JACK-Client; skipped, with the reason, where any of them is missing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import mido
@@ -122,11 +125,29 @@ def jack_server(tmp_path):
     server.stop()
 
 
-@pytest.fixture
-def model_path():
+@dataclass(frozen=True)
+class InstrumentModel:
+    """What the instrument process plays: the trained ONNX model, or the engine's test double."""
+
+    name: str
+    model_path: Path | None  # None: tests/e2e/instrument_with_test_double.py
+
+    @property
+    def checks_xruns(self) -> bool:
+        # The additive test double computes each hop in numpy while holding the GIL the audio
+        # callback needs; ONNX Runtime releases it. Xruns are asserted for the shipped model only.
+        return self.model_path is not None
+
+
+@pytest.fixture(params=["sing_onnx", "test_double"])
+def instrument_model(request):
+    """Each live test runs with the trained model (skipped where it is missing) and with the
+    engine's additive test double (always: the live path is tested even without a model)."""
+    if request.param == "test_double":
+        return InstrumentModel("test_double", None)
     if not MODEL_PATH.is_file():
         pytest.skip(f"{MODEL_PATH} not present (the trained default model)")
-    return MODEL_PATH
+    return InstrumentModel("sing_onnx", MODEL_PATH)
 
 
 def free_udp_port() -> int:
@@ -138,15 +159,16 @@ def free_udp_port() -> int:
 INSTRUMENT_RT_PRIORITY = 1  # SCHED_FIFO priority of the instrument's threads: below JACK's clients (5 with jackd -P 10)
 
 
-def start_instrument(server, tmp_path, model, *extra):
+def start_instrument(server, tmp_path, model: InstrumentModel, *extra):
     # Where JACK runs real-time, so does the instrument (--realtime-priority), as a musician's set-up
     # would: otherwise a busy machine preempts the inference thread while it holds the GIL that the
     # real-time audio callback needs.
     priority = ["--realtime-priority", str(INSTRUMENT_RT_PRIORITY)] if server.realtime else []
+    model_args = [] if model.model_path is None else ["--model", str(model.model_path)]
     instrument = InstrumentProcess(
-        ["--model", str(model), "--block-size", str(PERIOD_FRAMES), "--sample-rate", str(SAMPLE_RATE),
-         *priority, *extra],
+        [*model_args, "--block-size", str(PERIOD_FRAMES), "--sample-rate", str(SAMPLE_RATE), *priority, *extra],
         env=server.env, stats_path=tmp_path / "stats.json", repo_root=REPO_ROOT,
+        script=None if model.model_path is not None else Path(__file__).with_name("instrument_with_test_double.py"),
     )
     ready = instrument.wait_ready()
     assert ready["midi_api"] == "JACK", instrument.output
@@ -163,7 +185,7 @@ def example_melody(count: int) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 # the tests
 # ---------------------------------------------------------------------------------------------
-def test_midi_file_notes_played_live_have_their_pitch_without_xruns(model_path, jack_server, tmp_path):
+def test_midi_file_notes_played_live_have_their_pitch_without_xruns(instrument_model, jack_server, tmp_path):
     pitches = example_melody(5)
     note_seconds = 0.5
     # gap > the default preset's 0.5 s release, so each onset rises from silence
@@ -171,7 +193,7 @@ def test_midi_file_notes_played_live_have_their_pitch_without_xruns(model_path, 
     total_seconds = messages[-1][0] + 0.8
 
     recording = tmp_path / "played.wav"
-    instrument = start_instrument(jack_server, tmp_path, model_path, "--no-osc", "--record", str(recording))
+    instrument = start_instrument(jack_server, tmp_path, instrument_model, "--no-osc", "--record", str(recording))
     try:
         probe = connect_probe_to_instrument(jack_server.name, capture_seconds=total_seconds + 1)
         xruns_before = probe.xrun_count
@@ -197,7 +219,8 @@ def test_midi_file_notes_played_live_have_their_pitch_without_xruns(model_path, 
         rows.append(f"  MIDI {pitch}: f0 {f0:7.2f} Hz ({errors_cents[-1]:+6.1f} cents), "
                     f"latency {latencies_ms[index]:5.1f} ms")
     print(
-        f"\nJACK end-to-end (dummy driver, 48 kHz, period 256, block 256, realtime={jack_server.realtime}):\n" + "\n".join(rows)
+        f"\nJACK end-to-end, {instrument_model.name} (dummy driver, 48 kHz, period 256, block 256, "
+        f"realtime={jack_server.realtime}):\n" + "\n".join(rows)
         + f"\n  MIDI-in to audio-out latency: median {np.median(latencies_ms):.1f} ms, "
         f"max {np.max(latencies_ms):.1f} ms (onset = -20 dB of the note's peak)"
         + f"\n  expected by the engine (worst case): {stats['latency']['total_ms']:.1f} ms"
@@ -205,7 +228,7 @@ def test_midi_file_notes_played_live_have_their_pitch_without_xruns(model_path, 
         f"JACK server xruns seen by the probe: {jack_xruns}"
     )
     assert all(abs(e) <= PITCH_TOLERANCE_CENTS for e in errors_cents), rows
-    assert stats["xrun_count"] == 0, (
+    assert stats["xrun_count"] == 0 or not instrument_model.checks_xruns, (
         f"xruns; JACK realtime={jack_server.realtime}; clients JACK found late: {jack_server.late_clients()}\n"
         + instrument.output)
     assert stats["midi_events"] == 2 * len(pitches), stats
@@ -232,7 +255,7 @@ def spectral_distance_db(a: np.ndarray, b: np.ndarray, sample_rate: int, *, n_ff
     return float(np.mean(np.abs(log_spectrum_db(a)[band] - log_spectrum_db(b)[band])))
 
 
-def test_oscsend_xy_during_a_held_note_changes_the_spectrum(model_path, jack_server, tmp_path):
+def test_oscsend_xy_during_a_held_note_changes_the_spectrum(instrument_model, jack_server, tmp_path):
     if shutil.which("oscsend") is None:
         pytest.skip("oscsend not found: install the Debian package liblo-tools")
     port = free_udp_port()
@@ -244,7 +267,7 @@ def test_oscsend_xy_during_a_held_note_changes_the_spectrum(model_path, jack_ser
     ]
     total_seconds = second_on + hold_seconds + 0.3
 
-    instrument = start_instrument(jack_server, tmp_path, model_path, "--osc-port", str(port), "--xy", "0", "0")
+    instrument = start_instrument(jack_server, tmp_path, instrument_model, "--osc-port", str(port), "--xy", "0", "0")
     try:
         probe = connect_probe_to_instrument(jack_server.name, capture_seconds=total_seconds + 1)
         probe.start(messages)
@@ -268,18 +291,18 @@ def test_oscsend_xy_during_a_held_note_changes_the_spectrum(model_path, jack_ser
     after = (1.5, 2.7)  # s after note-on: the second note has moved to (1, 1)
     same_xy_db = spectral_distance_db(window(control, *before), window(moved, *before), SAMPLE_RATE)
     moved_xy_db = spectral_distance_db(window(control, *after), window(moved, *after), SAMPLE_RATE)
-    print(f"\nOSC XY move: spectral distance before the move {same_xy_db:.2f} dB, after {moved_xy_db:.2f} dB")
+    print(f"\nOSC XY move, {instrument_model.name}: spectral distance before the move {same_xy_db:.2f} dB, after {moved_xy_db:.2f} dB")
     assert np.abs(window(moved, *after)).max() > 1e-3, "the held note went silent after the XY move"
     assert moved_xy_db > 3.0 * same_xy_db and moved_xy_db > 1.0
-    assert stats["xrun_count"] == 0, (
+    assert stats["xrun_count"] == 0 or not instrument_model.checks_xruns, (
         f"xruns; JACK realtime={jack_server.realtime}; clients JACK found late: {jack_server.late_clients()}\n"
         + instrument.output)
 
 
-def test_play_a_midi_file_live_and_record_it(model_path, jack_server, tmp_path):
+def test_play_a_midi_file_live_and_record_it(instrument_model, jack_server, tmp_path):
     """The first-command path on a real server: --play in real time, --record, exit on its own."""
     recording = tmp_path / "chorale.wav"
-    instrument = start_instrument(jack_server, tmp_path, model_path, "--no-osc", "--play", str(EXAMPLE_MIDI),
+    instrument = start_instrument(jack_server, tmp_path, instrument_model, "--no-osc", "--play", str(EXAMPLE_MIDI),
                                   "--duration", "4", "--record", str(recording))
     exit_code = instrument.wait(timeout_seconds=60)
     assert exit_code == 0, instrument.output
@@ -289,8 +312,8 @@ def test_play_a_midi_file_live_and_record_it(model_path, jack_server, tmp_path):
     assert 3.5 <= recorded.shape[0] / SAMPLE_RATE <= 4.5
     first_note_seconds = 0.1  # the chorale starts on its first beat
     assert np.sqrt(np.mean(recorded[int(first_note_seconds * SAMPLE_RATE):, 0] ** 2)) > 1e-3, "nothing was played"
-    print(f"\n--play live: {recorded.shape[0] / SAMPLE_RATE:.2f} s recorded, xruns {stats['xrun_count']}, "
+    print(f"\n--play live, {instrument_model.name}: {recorded.shape[0] / SAMPLE_RATE:.2f} s recorded, xruns {stats['xrun_count']}, "
           f"underruns {stats['underrun_count']}")
-    assert stats["xrun_count"] == 0, (
+    assert stats["xrun_count"] == 0 or not instrument_model.checks_xruns, (
         f"xruns; JACK realtime={jack_server.realtime}; clients JACK found late: {jack_server.late_clients()}\n"
         + instrument.output)
