@@ -381,7 +381,10 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
 
     stream = open_output_stream(device, sample_rate=sample_rate, block_size=block_size, channels=2, callback=callback)
     if args.record is not None:  # after the stream opened: a failed open leaves no temporary file
-        recorder = BlockRecorder(args.record, sample_rate=sample_rate, channels=2, max_block_frames=max(block_size, 8192))
+        # PortAudio calls back with exactly block_size frames when the stream has a fixed blocksize;
+        # the ring holds 5 s, far more than the writer thread ever lags.
+        recorder = BlockRecorder(args.record, sample_rate=sample_rate, channels=2, max_block_frames=block_size,
+                                 ring_blocks=max(64, int(5.0 * sample_rate / block_size)))
     midi = osc = player = None
     stats: dict[str, Any] = {"mode": "live"}
     switch_interval_seconds = sys.getswitchinterval()

@@ -203,7 +203,8 @@ class JackProbe:
         self.sample_rate = int(self._client.samplerate)
         self._midi_out = self._client.midi_outports.register("midi_out")
         self._inputs = [self._client.inports.register(f"in_{i + 1}") for i in range(channels)]
-        self._buffer = np.zeros((int(capture_seconds * self.sample_rate), channels), dtype=np.float32)
+        self._buffer = np.empty((int(capture_seconds * self.sample_rate), channels), dtype=np.float32)
+        self._buffer.fill(0.0)  # touch every page now: no page faults in the real-time callback
         self._messages: list[bytes] = []
         self._message_frames = np.zeros(0, dtype=np.int64)  # relative to the capture start
         self.sent_frames = np.zeros(0, dtype=np.int64)  # relative to the capture start, as written

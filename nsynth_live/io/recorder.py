@@ -42,7 +42,8 @@ class BlockRecorder:
     frames_written : int
         Frames appended to the file so far.
     dropped_blocks : int
-        Blocks lost because the ring was full (the writer thread fell behind); 0 in a healthy run.
+        Blocks lost because the ring was full (the writer thread fell behind) or a block was larger
+        than ``max_block_frames``; 0 in a healthy run.
     """
 
     def __init__(
@@ -69,7 +70,8 @@ class BlockRecorder:
         self._file = soundfile.SoundFile(
             self._tmp_path, mode="w", samplerate=int(sample_rate), channels=channels, subtype="FLOAT", format="WAV"
         )
-        self._ring = np.zeros((ring_blocks, max_block_frames, channels), dtype=np.float32)
+        self._ring = np.empty((ring_blocks, max_block_frames, channels), dtype=np.float32)
+        self._ring.fill(0.0)  # touch every page now: no page faults inside the audio callback later
         self._frames = np.zeros(ring_blocks, dtype=np.int64)
         self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in range(ring_blocks):
@@ -89,12 +91,15 @@ class BlockRecorder:
         block : (frames, channels) float32
             ``frames <= max_block_frames``.
         """
+        frames = block.shape[0]
+        if frames > self._ring.shape[1]:  # larger than promised: drop it, never raise in a callback
+            self.dropped_blocks += 1
+            return
         try:
             slot = self._free.get_nowait()
         except queue.Empty:
             self.dropped_blocks += 1
             return
-        frames = block.shape[0]
         self._ring[slot, :frames] = block
         self._frames[slot] = frames
         self._filled.put(slot)

@@ -36,3 +36,11 @@ def test_full_ring_drops_and_counts_instead_of_blocking(tmp_path):
 def test_bad_sizes_are_refused(tmp_path):
     with pytest.raises(ValueError, match="max_block_frames"):
         BlockRecorder(tmp_path / "r.wav", sample_rate=48000, channels=2, max_block_frames=0)
+
+
+def test_oversized_block_is_dropped_not_raised(tmp_path):
+    recorder = BlockRecorder(tmp_path / "r.wav", sample_rate=48000, channels=2, max_block_frames=4, ring_blocks=4)
+    recorder.push(np.ones((5, 2), np.float32))
+    recorder.push(np.ones((4, 2), np.float32))
+    recorder.close()
+    assert recorder.dropped_blocks == 1 and recorder.frames_written == 4
