@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ./setup.sh
-exec .venv/bin/python run_live.py --play examples/bach_bwv66.6.mid "$@"
+exec .venv/bin/python run_live.py --play examples/bach_bwv66_6.mid "$@"

@@ -8,8 +8,6 @@ run folder's own checkpoint if interrupted), evaluates on the held-out pitches, 
     python export/train_sing.py            # defaults: data/nsynth-sf, runs/sing_default, models/
 """
 
-import argparse
-import logging
 import sys
 from pathlib import Path
 

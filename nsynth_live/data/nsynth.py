@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -19,9 +18,9 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import soundfile as sf
 
+from nsynth_live.fileio import atomic_output, write_json_atomic
 from nsynth_live.constants import (
     NSYNTH_FAMILIES,
-    NSYNTH_NOTE_SAMPLES,
     NSYNTH_QUALITIES,
     NSYNTH_SAMPLE_RATE,
     NSYNTH_SOURCES,
@@ -214,37 +213,15 @@ class NSynthDataset:
 
 
 def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, *, sample_rate: int = NSYNTH_SAMPLE_RATE) -> None:
-    """Write a mono 16-bit PCM WAV atomically (temporary file in the same folder, then rename).
+    """Write a mono 16-bit PCM WAV atomically (see :func:`nsynth_live.fileio.atomic_output`).
 
     Parameters
     ----------
     audio : numpy.ndarray
         Shape ``(time,)``, float in [-1, 1] or int16.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".wav.tmp")
-    os.close(fd)
-    try:
-        sf.write(tmp, audio, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1, sort_keys=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, suffix=".wav.tmp") as temporary:
+        sf.write(temporary, audio, sample_rate, subtype="PCM_16", format="WAV")
 
 
 def write_examples_json(root: str | os.PathLike, notes: Sequence[NSynthNote]) -> None:

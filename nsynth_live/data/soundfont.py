@@ -12,9 +12,9 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -33,8 +33,8 @@ from nsynth_live.data.nsynth import (
     make_note_str,
     write_audio_atomic,
     write_examples_json,
-    write_json_atomic,
 )
+from nsynth_live.fileio import write_json_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nsynth_live.export.files import atomic_write_bytes
+from nsynth_live.fileio import atomic_write_bytes
 
 WAVE_FORMAT_IEEE_FLOAT = 0x0003  # WAVEFORMATEX format tag of 32-bit float samples
 FLOAT32_BITS = 32  # bits per sample

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nsynth_live.export.files import atomic_write_bytes
+from nsynth_live.fileio import atomic_write_bytes
 from nsynth_live.export.riff import float32_wav_bytes, read_riff_chunks
 from nsynth_live.export.wavetable import MAX_WAVETABLE_FRAMES, WAVETABLE_FRAME_SAMPLES
 

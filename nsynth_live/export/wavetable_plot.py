@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nsynth_live.export.files import atomic_write_bytes
+from nsynth_live.fileio import atomic_write_bytes
 
 _MAX_DRAWN_FRAMES = 64  # frames drawn in the waterfall; more become an unreadable block
 

@@ -43,6 +43,33 @@ def decoder_target(audio: torch.Tensor, config: SingConfig) -> torch.Tensor:
     return F.pad(audio, (trim, trim))
 
 
+def crop_frames(padded: torch.Tensor, start_frames: torch.Tensor, frames: int, config: SingConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows of padded notes for training on ``frames`` embedding frames at a time.
+
+    SING's encoder and decoder are convolutional, so they can be trained on crops (the LSTM, which
+    is not, always runs over whole notes). Frame ``j`` of a note sees padded samples
+    ``[256 j, 256 j + 1024)``; the decoder fed frames ``j0 .. j0 + frames - 1`` outputs padded samples
+    ``[256 j0 + 1792, 256 j0 + 1792 + 256 frames - 2816)``.
+
+    Parameters
+    ----------
+    padded : (batch, padded_samples) float
+    start_frames : (batch,) int64, first frame of each crop (``0 .. time_steps - frames``)
+
+    Returns
+    -------
+    encoder_input : (batch, 256 (frames - 1) + 1024)
+    decoder_target : (batch, 256 frames - 2816)
+    """
+    hop, window = config.hop_length_samples, config.window_length_samples
+    offsets = start_frames[:, None] * hop
+    encoder_input = padded.gather(1, offsets + torch.arange(hop * (frames - 1) + window, device=padded.device))
+    lead = window + config.decoder_padding_samples  # 1792
+    length = hop * (frames - config.decoder_kernel_frames) + window - 2 * config.decoder_padding_samples
+    target = padded.gather(1, offsets + lead + torch.arange(length, device=padded.device))
+    return encoder_input, target
+
+
 class SingEncoder(nn.Module):
     """Waveform -> embeddings (SING section 3.1). Used only to pre-train the decoder.
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
+from nsynth_live.fileio import atomic_output
 from nsynth_live.models.sing import Sing, SingStreamingStep
 from nsynth_live.models.sing_configs import SingConfig
 from nsynth_live.runtime.protocol import State, StreamSpec
@@ -72,18 +72,14 @@ def export_sing_onnx(
         torch.zeros(voices, dtype=torch.long),
         *state.values(),
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with torch.no_grad():
-            torch.onnx.export(
-                step, example, tmp, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                dynamic_axes={name: {0: "voices"} for name in INPUT_NAMES + OUTPUT_NAMES},
-                opset_version=ONNX_OPSET, dynamo=False,
-            )
-        import onnx  # noqa: PLC0415
+    import onnx  # noqa: PLC0415
+
+    with atomic_output(path) as tmp, torch.no_grad():
+        torch.onnx.export(
+            step, example, tmp, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+            dynamic_axes={name: {0: "voices"} for name in INPUT_NAMES + OUTPUT_NAMES},
+            opset_version=ONNX_OPSET, dynamo=False,
+        )
 
         model = onnx.load(tmp)
         embeddings = sing.sequence_generator.instrument_table.weight.detach().cpu().numpy()
@@ -101,10 +97,6 @@ def export_sing_onnx(
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.save(model, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _import_onnxruntime():

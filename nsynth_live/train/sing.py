@@ -23,8 +23,9 @@ from tqdm import tqdm
 
 from nsynth_live.data.nsynth import NSynthDataset
 from nsynth_live.functional.spectral import spectral_loss
-from nsynth_live.models.checkpoint import CheckpointError, save_atomic
-from nsynth_live.models.sing import Sing, SingEncoder, decoder_target, pad_note
+from nsynth_live.fileio import atomic_output
+from nsynth_live.models.checkpoint import CheckpointError
+from nsynth_live.models.sing import Sing, SingEncoder, crop_frames, decoder_target, pad_note
 from nsynth_live.models.sing_configs import SingConfig
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ class SingTrainConfig:
         Adam learning rate (paper 3e-4).
     tbptt_frames : int
         Truncated backpropagation window of stage 2, in frames (32).
+    crop_frames : int
+        Stages 1 and 3 decode random windows of this many embedding frames (64 = 1 s) instead of
+        whole notes (265 frames): the decoder is convolutional, so a crop's output is exactly the
+        whole note's output there, at a quarter of the cost; the LSTM still runs over whole notes.
     holdout_fraction : float
         Share of each instrument's pitches held out with all their velocities (pitch completion, 0.1).
     spectral_distance : {"mse", "l1"}
@@ -60,11 +65,12 @@ class SingTrainConfig:
         ``torch.set_num_threads`` during training.
     """
 
-    autoencoder_epochs: int = 8
-    sequence_epochs: int = 8
-    end_to_end_epochs: int = 6
+    autoencoder_epochs: int = 20
+    sequence_epochs: int = 6
+    end_to_end_epochs: int = 14
     batch_size: int = 32
-    learning_rate: float = 5e-4
+    learning_rate: float = 1e-3
+    crop_frames: int = 64
     tbptt_frames: int = 32
     holdout_fraction: float = 0.1
     spectral_distance: str = "mse"
@@ -75,6 +81,8 @@ class SingTrainConfig:
         for name in ("autoencoder_epochs", "sequence_epochs", "end_to_end_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.crop_frames < 16:
+            raise ValueError(f"crop_frames must be >= 16 (the decoder kernel needs 9), got {self.crop_frames}")
         if self.batch_size < 1 or self.tbptt_frames < 1 or self.threads < 1:
             raise ValueError("batch_size, tbptt_frames and threads must be >= 1")
         if self.spectral_distance not in ("mse", "l1"):
@@ -165,8 +173,7 @@ class SingTrainer:
         return torch.optim.Adam(params, lr=self.train_config.learning_rate)
 
     def _save(self) -> None:
-        save_atomic(
-            {
+        state = {
                 "format_version": TRAIN_STATE_FORMAT_VERSION,
                 "model_config": self.model_config.to_dict(),
                 "train_config": asdict(self.train_config),
@@ -179,9 +186,9 @@ class SingTrainer:
                 "history": self.history,
                 "elapsed_seconds": self.elapsed_seconds,
                 "torch_rng": torch.get_rng_state(),
-            },
-            self.state_path,
-        )
+        }
+        with atomic_output(self.state_path) as temporary:
+            torch.save(state, temporary)
 
     def _resume(self) -> None:
         try:
@@ -260,14 +267,19 @@ class SingTrainer:
         self.optimizer.step()
         return float(loss.detach())
 
+    def _crop_starts(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        frames = min(self.train_config.crop_frames, self.model_config.time_steps)
+        return torch.randint(0, self.model_config.time_steps - frames + 1, (count,), generator=generator)
+
     def _autoencoder_epoch(self, train: NoteTensors, _embeddings, generator) -> float:
         self.encoder.train(), self.sing.train()
+        frames = min(self.train_config.crop_frames, self.model_config.time_steps)
         losses = []
         for idx in tqdm(_batches(len(train), self.train_config.batch_size, generator), desc=f"autoencoder {self.epoch + 1}", leave=False):
-            audio = train.audio[idx]
-            estimate = self.sing.decoder(self.encoder(pad_note(audio, self.model_config)))
-            losses.append(self._step(spectral_loss(estimate, decoder_target(audio, self.model_config),
-                                                   distance=self.train_config.spectral_distance)))
+            starts = self._crop_starts(len(idx), generator)
+            audio, target = crop_frames(pad_note(train.audio[idx], self.model_config), starts, frames, self.model_config)
+            estimate = self.sing.decoder(self.encoder(audio))
+            losses.append(self._step(spectral_loss(estimate, target, distance=self.train_config.spectral_distance)))
         return float(np.mean(losses))
 
     @torch.no_grad()
@@ -294,11 +306,16 @@ class SingTrainer:
 
     def _end_to_end_epoch(self, train: NoteTensors, _embeddings, generator) -> float:
         self.sing.train()
+        frames = min(self.train_config.crop_frames, self.model_config.time_steps)
+        gen = self.sing.sequence_generator
         losses = []
         for idx in tqdm(_batches(len(train), self.train_config.batch_size, generator), desc=f"end to end {self.epoch + 1}", leave=False):
-            estimate = self.sing(self.sing.instrument_embedding(train.instrument[idx]), train.pitch[idx], train.velocity[idx])
-            losses.append(self._step(spectral_loss(estimate, decoder_target(train.audio[idx], self.model_config),
-                                                   distance=self.train_config.spectral_distance)))
+            embeddings, _ = gen(gen.instrument_table(train.instrument[idx]), train.pitch[idx], train.velocity[idx])
+            starts = self._crop_starts(len(idx), generator)
+            _, target = crop_frames(pad_note(train.audio[idx], self.model_config), starts, frames, self.model_config)
+            window = embeddings.gather(1, (starts[:, None] + torch.arange(frames))[:, :, None].expand(-1, -1, embeddings.shape[2]))
+            estimate = self.sing.decoder(window)
+            losses.append(self._step(spectral_loss(estimate, target, distance=self.train_config.spectral_distance)))
         return float(np.mean(losses))
 
     # -- evaluation -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from nsynth_live.fileio import write_json_atomic
 from nsynth_live.data.soundfont import DONE_MARKER, SoundFontDatasetConfig, build_soundfont_dataset
 from nsynth_live.models.checkpoint import save_sing
 from nsynth_live.models.sing_configs import SING_DEFAULT
@@ -82,8 +83,6 @@ def main(argv=None) -> int:
         "history": trainer.history,
         "files": {p.name: p.stat().st_size for p in (checkpoint_path, onnx_path)},
     }
-    from nsynth_live.data.nsynth import write_json_atomic  # noqa: PLC0415
-
     write_json_atomic(models / f"{args.name}.report.json", report)
     (models / f"{args.name}.md").write_text(render_report(report))
     logger.info("wrote %s, %s and the report", checkpoint_path, onnx_path)

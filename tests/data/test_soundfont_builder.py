@@ -29,7 +29,7 @@ def test_builds_an_nsynth_dataset_deterministically(tmp_path):
     audio = ds.load_audio("flute_acoustic_001-061-127")
     assert audio.shape == (64000,)
     sr = 16000
-    held, released, tail = audio[: 3 * sr], audio[3 * sr + 4000: 3 * sr + 8000], audio[-1600:]
+    held, tail = audio[: 3 * sr], audio[-1600:]
     assert np.sqrt(np.mean(held ** 2)) > 0.01  # sounding while the key is held
     assert np.sqrt(np.mean(tail ** 2)) < 0.1 * np.sqrt(np.mean(held ** 2))  # released after 3 s
     loud, quiet = (np.abs(ds.load_audio(f"keyboard_acoustic_000-060-{v:03d}")).max() for v in (127, 25))

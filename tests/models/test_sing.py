@@ -80,7 +80,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_checkpoint_errors_name_the_problem(tmp_path):
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         load_sing(tmp_path / "missing.pt")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="corrupt"):
@@ -95,9 +95,27 @@ def test_checkpoint_errors_name_the_problem(tmp_path):
     data["format_version"] = 1
     data["state_dict"]["decoder.conv.weight"] = torch.zeros(3, 3, 3)
     torch.save(data, tmp_path / "shape.pt")
-    with pytest.raises(CheckpointError, match=r"decoder\.conv\.weight has shape \(3, 3, 3\), expected \(48, 128, 9\)"):
+    with pytest.raises(CheckpointError, match=r"shape\.pt: tensor 'decoder\.conv\.weight' has shape \(3, 3, 3\), expected \(48, 128, 9\)"):
         load_sing(tmp_path / "shape.pt")
     del data["state_dict"]["decoder.conv.weight"]
     torch.save(data, tmp_path / "missing_tensor.pt")
-    with pytest.raises(CheckpointError, match=r"decoder\.conv\.weight is missing"):
+    with pytest.raises(CheckpointError, match=r"tensor 'decoder\.conv\.weight' is missing; expected shape \(48, 128, 9\)"):
         load_sing(tmp_path / "missing_tensor.pt")
+
+
+def test_a_crop_decodes_exactly_like_the_whole_note_there():
+    from nsynth_live.models.sing import SingDecoder, crop_frames, decoder_target, pad_note
+
+    torch.manual_seed(3)
+    encoder, decoder = SingEncoder(SMALL), SingDecoder(SMALL)
+    audio = torch.randn(2, 64000)
+    padded = pad_note(audio, SMALL)
+    with torch.no_grad():
+        whole = decoder(encoder(padded))
+        for start in (0, 50, SMALL.time_steps - 32):
+            encoder_input, target = crop_frames(padded, torch.tensor([start, start]), 32, SMALL)
+            crop = decoder(encoder(encoder_input))
+            hop = SMALL.hop_length_samples
+            assert crop.shape == target.shape == (2, 32 * hop - 2816)
+            assert torch.allclose(crop, whole[:, hop * start: hop * start + crop.shape[1]], atol=1e-6)
+            assert torch.equal(target, decoder_target(audio, SMALL)[:, hop * start: hop * start + crop.shape[1]])

@@ -1,0 +1,116 @@
+"""Speed of batched WaveNet generation with the Magenta-size (h512_bo16) decoder.
+
+Prints, per device / dtype / batch: milliseconds per step, samples per second, seconds of 16 kHz
+audio per second of compute, and achieved FLOP/s (on GPU also the fraction of the GPU's peak).
+One step = the full decoder for one sample of every voice + Gumbel-max sampling + feedback, as in
+``WaveNetGenerator.generate_codes`` (CUDA graph on GPU). Weights are random: speed does not
+depend on them.
+
+Usage::
+
+    python benchmarks/wavenet_generation.py                       # CPU: fp32 and bf16, batch 1, 64, 256
+    python benchmarks/wavenet_generation.py --device cuda         # GPU: bf16/fp16 up to the largest batch that fits
+    python benchmarks/wavenet_generation.py --threads 1 --steps 24
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
+from nsynth_live.runtime.wavenet_generate import WaveNetGenerator, resolve_device
+
+# Dense peak tensor throughput, FLOP/s, from the vendors' datasheets (bf16 = fp16, no sparsity).
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
+
+
+def decoder_flops_per_sample(config) -> float:
+    """2 x multiply-accumulates of one generation step per voice (conditioning is per frame: excluded)."""
+    r, s, k = config.residual_channels, config.skip_channels, config.decoder_kernel_size
+    macs = k * r + r * s  # startconv, skip_start
+    macs += config.decoder_layers * (k * r * 2 * r + r * (r + s))  # dilated conv, res + skip
+    macs += s * s + s * config.quantization_channels  # out1, logits
+    return 2.0 * macs
+
+
+def time_steps(generator: WaveNetGenerator, batch_size: int, steps: int, warmup: int) -> float:
+    """Seconds per step, averaged over ``steps`` after ``warmup`` steps."""
+    with torch.inference_mode():
+        state = generator.new_state(batch_size)
+        encoding = torch.randn(batch_size, generator.config.bottleneck_dims, device=generator.device)
+        uniform = torch.rand(batch_size, generator.config.quantization_channels, device=generator.device)
+        step = generator._make_step(state, uniform, 1.0, encoding)
+        generator.set_frame_encoding(state, encoding)
+        for _ in range(warmup):
+            step()
+        if generator.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        if generator.device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / steps
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="WaveNet generation speed (Magenta-size decoder)")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per row (default 24 CPU, 200 GPU)")
+    parser.add_argument("--batches", default=None,
+                        help="comma-separated batch sizes (default CPU 1,64,256; GPU 1,64,256,... until OOM)")
+    parser.add_argument("--dtypes", default=None, help="comma-separated (default CPU float32,bfloat16; GPU bfloat16,float16)")
+    args = parser.parse_args(argv)
+
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    gpu = device.type == "cuda"
+    steps = args.steps or (200 if gpu else 24)
+    if args.batches:
+        batches = [int(b) for b in args.batches.split(",")]
+    else:
+        batches = [1, 64, 256] + ([512, 1024, 2048, 4096, 8192, 16384] if gpu else [])
+    dtypes = (args.dtypes or ("bfloat16,float16" if gpu else "float32,bfloat16")).split(",")
+
+    model = WaveNetAutoencoder.from_name("magenta").eval()
+    config = model.config
+    flops_per_sample = decoder_flops_per_sample(config)
+    peak = None
+    if gpu:
+        name = torch.cuda.get_device_name(device)
+        peak = next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+        where = f"{name}, peak {peak / 1e12:.0f} TFLOP/s" if peak else name
+    else:
+        where = f"CPU, {torch.get_num_threads()} threads"
+    print(f"# WaveNet generation, Magenta h512_bo16 decoder, {where}")
+    print(f"# {flops_per_sample / 1e6:.1f} MFLOP per sample per voice (2 x MACs), {steps} timed steps per row")
+    header = f"{'device':6} {'dtype':9} {'batch':>6} {'ms/step':>9} {'samples/s':>11} {'audio s/s':>10} {'TFLOP/s':>8}"
+    print(header + ("  % peak" if peak else ""))
+    for dtype_name in dtypes:
+        generator = WaveNetGenerator(model.decoder, device=device, dtype=getattr(torch, dtype_name))
+        for batch in batches:
+            try:
+                seconds = time_steps(generator, batch, steps, warmup=3 if not gpu else 10)
+            except torch.OutOfMemoryError:
+                print(f"{device.type:6} {dtype_name:9} {batch:>6}  out of memory: largest batch is the row above")
+                torch.cuda.empty_cache()
+                break
+            samples_per_second = batch / seconds
+            achieved = samples_per_second * flops_per_sample
+            line = (f"{device.type:6} {dtype_name:9} {batch:>6} {seconds * 1e3:>9.2f} {samples_per_second:>11.0f} "
+                    f"{samples_per_second / config.sample_rate:>10.3f} {achieved / 1e12:>8.3f}")
+            if peak:
+                line += f"  {100 * achieved / peak:6.1f}"
+            print(line, flush=True)
+        del generator
+        if gpu:
+            torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Train the NSynth WaveNet autoencoder on an NSynth-format folder, then reconstruct held-out notes.
+
+Usage::
+
+    python export/train_wavenet.py /data/nsynth-train --run-dir runs/wavenet_small --model small \
+        --max-minutes 40 --threads 1 --evaluate 4
+
+A run folder that already holds ``train_state.pt`` resumes. After training (or with
+``--evaluate-only``) ``--evaluate N`` held-out notes are encoded and re-generated; their pitch error
+(f0 vs the MIDI pitch, in cents) and spectral distance are printed and written to
+``<run-dir>/eval.json``, the audio to ``<run-dir>/reconstructions/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+
+def main(argv=None) -> int:
+    import numpy as np
+    import torch
+
+    from nsynth_live.data.nsynth import NSynthDataset, write_audio_atomic, write_json_atomic
+    from nsynth_live.models.checkpoint import load_checkpoint
+    from nsynth_live.models.wavenet_configs import WAVENET_CONFIGS
+    from nsynth_live.train.wavenet import (
+        MAGENTA_CROP_SAMPLES, TRAIN_STATE_FILE, WaveNetTrainConfig, evaluate_reconstructions, load_trained_model,
+        train_wavenet,
+    )
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", help="NSynth json/wav folder (examples.json + audio/)")
+    parser.add_argument("--run-dir", required=True, help="run folder (resumes if it holds train_state.pt)")
+    parser.add_argument("--model", default="small", choices=sorted(WAVENET_CONFIGS))
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--crop-samples", type=int, default=MAGENTA_CROP_SAMPLES)
+    parser.add_argument("--lr-scale", type=float, default=1.0, help="multiplies Magenta's learning-rate schedule")
+    parser.add_argument("--max-steps", type=int, default=200_000)
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop (after checkpointing) after this long")
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
+    parser.add_argument("--holdout-fraction", type=float, default=0.02)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--evaluate", type=int, default=4, help="held-out notes to reconstruct (0: none)")
+    parser.add_argument("--evaluate-seconds", type=float, default=None, help="reconstruct only the start of each note")
+    parser.add_argument("--evaluate-temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    parser.add_argument("--evaluate-only", action="store_true", help="skip training")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        config = WaveNetTrainConfig(
+            model=args.model, batch_size=args.batch_size, crop_samples=args.crop_samples,
+            learning_rate_scale=args.lr_scale, max_steps=args.max_steps, checkpoint_every_steps=args.checkpoint_every,
+            holdout_fraction=args.holdout_fraction, seed=args.seed,
+        )
+        if not args.evaluate_only:
+            result = train_wavenet(args.dataset, args.run_dir, config=config, device=args.device,
+                                   max_wall_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
+                                   progress=not args.no_progress)
+            last = result.losses[-1][1] if result.losses else float("nan")
+            print(f"trained to step {result.step} ({result.stopped_by}, {result.seconds / 60:.1f} min this call); "
+                  f"last logged loss {last:.3f} nats/sample")
+        if args.evaluate > 0:
+            from pathlib import Path
+
+            run_dir = Path(args.run_dir)
+            held_out = load_checkpoint(run_dir / TRAIN_STATE_FILE, model="wavenet_autoencoder")["extra"]["held_out_notes"]
+            dataset = NSynthDataset(args.dataset)
+            picks = [held_out[int(i)] for i in np.linspace(0, len(held_out) - 1, min(args.evaluate, len(held_out)))]
+            model = load_trained_model(run_dir)
+            results = evaluate_reconstructions(model, dataset, picks, seed=args.seed,
+                                               temperature=args.evaluate_temperature,
+                                               duration_seconds=args.evaluate_seconds, progress=not args.no_progress)
+            print(f"{'note':36} {'f0 orig':>8} {'f0 rec':>8} {'err cents':>9} {'LSD dB':>7} {'noise':>6} "
+                  f"{'rms ratio':>9} {'SING dist':>9}")
+            for r in results:
+                write_audio_atomic(run_dir / "reconstructions" / f"{r['note_str']}.wav", r.pop("audio"),
+                                   sample_rate=model.config.sample_rate)
+                print(f"{r['note_str']:36} {r['f0_original_hz']:8.1f} {r['f0_reconstruction_hz']:8.1f} "
+                      f"{r['pitch_error_cents']:9.1f} {r['log_spectral_distance_db']:7.1f} "
+                      f"{r['log_spectral_distance_db_noise']:6.1f} {r['rms_ratio']:9.2f} {r['spectral_distance']:9.3f}")
+            errors = [abs(r["pitch_error_cents"]) for r in results]
+            finite = [e for e in errors if math.isfinite(e)]
+            summary = {
+                "format_version": 1,
+                "notes": results,
+                "median_abs_pitch_error_cents": float(np.median(finite)) if finite else None,
+                "unpitched_reconstructions": len(errors) - len(finite),
+                "mean_spectral_distance": float(np.mean([r["spectral_distance"] for r in results])),
+                "mean_log_spectral_distance_db": float(np.mean([r["log_spectral_distance_db"] for r in results])),
+                "mean_log_spectral_distance_db_noise": float(np.mean([r["log_spectral_distance_db_noise"] for r in results])),
+            }
+            write_json_atomic(run_dir / "eval.json", json.loads(json.dumps(summary, default=float)))
+            print(f"median |pitch error| {summary['median_abs_pitch_error_cents']} cents "
+                  f"({summary['unpitched_reconstructions']} unpitched), mean log-spectral distance "
+                  f"{summary['mean_log_spectral_distance_db']:.1f} dB (noise of equal RMS: "
+                  f"{summary['mean_log_spectral_distance_db_noise']:.1f} dB)")
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""Training of the NSynth WaveNet autoencoder on any NSynth-format folder, and its evaluation.
+
+Recipe (Magenta ``wavenet/train.py`` and ``wavenet/h512_bo16.py``, NSynth paper section 3.1):
+random 6144-sample crops of whole notes, mean softmax cross-entropy over the 256 mu-law classes,
+Adam (epsilon 1e-8) with Magenta's piecewise-constant learning-rate schedule (2e-4 until step
+90k, then 1.33e-4, 6e-5, 4e-5, 2e-5, 6e-6, 2e-6 at 120k, 150k, 180k, 210k, 240k). Magenta trained at
+batch 32 over 32 GPUs for 200k steps and kept an EMA of the weights that its generator did not use:
+we keep none. ``learning_rate_scale`` multiplies the schedule (1.0 = Magenta's).
+
+The run folder holds ``train_state.pt`` (model + optimizer + step + RNG, written atomically every
+``checkpoint_every_steps`` and on interrupt: a killed run resumes where it stopped), ``model.pt``
+(inference checkpoint) and ``log.jsonl`` (one JSON line per logged step).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nsynth_live.functional.pitch import NoStablePitchError, estimate_f0_hz
+from nsynth_live.data.nsynth import NSynthDataset
+from nsynth_live.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nsynth_live.models.wavenet_ae import WAVENET_MODEL_NAME, WaveNetAutoencoder, load_state_dict_checked
+from nsynth_live.models.wavenet_configs import WAVENET_CONFIGS, get_wavenet_config
+
+MAGENTA_CROP_SAMPLES = 6144  # samples, h512_bo16 get_batch(length=6144)
+MAGENTA_ADAM_EPSILON = 1e-8  # wavenet/train.py AdamOptimizer(lr, epsilon=1e-8)
+# (first step, learning rate) pairs, h512_bo16 Config.learning_rate_schedule
+MAGENTA_LEARNING_RATE_SCHEDULE = (
+    (0, 2e-4), (90_000, 4e-4 / 3), (120_000, 6e-5), (150_000, 4e-5),
+    (180_000, 2e-5), (210_000, 6e-6), (240_000, 2e-6),
+)
+TRAIN_STATE_FILE = "train_state.pt"
+MODEL_FILE = "model.pt"
+LOG_FILE = "log.jsonl"
+
+
+@dataclass(frozen=True)
+class WaveNetTrainConfig:
+    """Training settings.
+
+    Attributes
+    ----------
+    model : str
+        Name in ``WAVENET_CONFIGS`` (``small`` trains on a CPU; ``magenta`` is h512_bo16).
+    batch_size : int
+        Crops per step (Magenta: 32).
+    crop_samples : int
+        Samples per crop, a multiple of the model's hop (Magenta: 6144).
+    learning_rate_schedule : tuple of (int, float)
+        ``(first_step, learning_rate)``, first step 0, increasing.
+    learning_rate_scale : float
+        Multiplies every learning rate of the schedule.
+    adam_epsilon : float
+    max_steps : int
+        Stop after this many steps in total (resumed runs count earlier steps).
+    checkpoint_every_steps, log_every_steps : int
+    holdout_fraction : float
+        Fraction of notes kept out of training (for evaluation), chosen with ``seed``.
+    seed : int
+    """
+
+    model: str = "small"
+    batch_size: int = 8
+    crop_samples: int = MAGENTA_CROP_SAMPLES
+    learning_rate_schedule: tuple = MAGENTA_LEARNING_RATE_SCHEDULE
+    learning_rate_scale: float = 1.0
+    adam_epsilon: float = MAGENTA_ADAM_EPSILON
+    max_steps: int = 200_000
+    checkpoint_every_steps: int = 100
+    log_every_steps: int = 10
+    holdout_fraction: float = 0.02
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.model not in WAVENET_CONFIGS:
+            raise ValueError(f"model must be one of {sorted(WAVENET_CONFIGS)}, got {self.model!r}")
+        hop = WAVENET_CONFIGS[self.model].hop_length_samples
+        if self.crop_samples < hop or self.crop_samples % hop:
+            raise ValueError(f"crop_samples must be a positive multiple of the hop ({hop}), got {self.crop_samples}")
+        for name in ("batch_size", "max_steps", "checkpoint_every_steps", "log_every_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        schedule = tuple((int(s), float(lr)) for s, lr in self.learning_rate_schedule)
+        object.__setattr__(self, "learning_rate_schedule", schedule)
+        steps = [s for s, _ in schedule]
+        if not schedule or steps[0] != 0 or steps != sorted(set(steps)) or any(lr <= 0 for _, lr in schedule):
+            raise ValueError(
+                "learning_rate_schedule must be (step, lr > 0) pairs with increasing steps starting at 0, "
+                f"got {self.learning_rate_schedule}"
+            )
+        if not self.learning_rate_scale > 0 or not self.adam_epsilon > 0:
+            raise ValueError(
+                f"learning_rate_scale and adam_epsilon must be > 0, got {self.learning_rate_scale}, {self.adam_epsilon}"
+            )
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
+
+    def learning_rate(self, step: int) -> float:
+        """Learning rate of a step: the last schedule entry whose first step is ``<= step``, scaled."""
+        rate = self.learning_rate_schedule[0][1]
+        for first_step, value in self.learning_rate_schedule:
+            if step >= first_step:
+                rate = value
+        return rate * self.learning_rate_scale
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["learning_rate_schedule"] = [list(pair) for pair in self.learning_rate_schedule]
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "WaveNetTrainConfig":
+        values = dict(values)
+        values["learning_rate_schedule"] = tuple(tuple(pair) for pair in values["learning_rate_schedule"])
+        return cls(**values)
+
+
+def holdout_split(note_strs, *, holdout_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Random split of note names into (train, held out); at least one note is held out if asked for."""
+    names = sorted(note_strs)
+    order = np.random.default_rng(seed).permutation(len(names))
+    n_holdout = 0 if holdout_fraction == 0 else max(1, round(holdout_fraction * len(names)))
+    if n_holdout >= len(names):
+        raise ValueError(f"holdout_fraction {holdout_fraction} leaves no training notes out of {len(names)}")
+    held = sorted(names[i] for i in order[:n_holdout])
+    train = sorted(names[i] for i in order[n_holdout:])
+    return train, held
+
+
+class CropSampler:
+    """Random fixed-length crops of whole notes (Magenta ``get_wavenet_batch``), audio cached in memory.
+
+    Parameters
+    ----------
+    dataset : NSynthDataset
+    note_strs : list of str
+        Notes to draw from.
+    crop_samples : int
+    generator : torch.Generator
+        Source of randomness (its state is checkpointed).
+    """
+
+    def __init__(self, dataset: NSynthDataset, note_strs, *, crop_samples: int, generator: torch.Generator):
+        if not note_strs:
+            raise ValueError("no training notes: the dataset is empty or everything is held out")
+        self.dataset = dataset
+        self.note_strs = list(note_strs)
+        self.crop_samples = crop_samples
+        self.generator = generator
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _audio(self, note_str: str) -> np.ndarray:
+        audio = self._cache.get(note_str)
+        if audio is None:
+            audio = self.dataset.load_audio(note_str)
+            if audio.shape[0] < self.crop_samples:
+                audio = np.pad(audio, (0, self.crop_samples - audio.shape[0]))
+            self._cache[note_str] = audio
+        return audio
+
+    def sample(self, batch_size: int) -> torch.Tensor:
+        """Crops, shape ``(batch_size, crop_samples)`` float32 in [-1, 1]."""
+        picks = torch.randint(len(self.note_strs), (batch_size,), generator=self.generator).tolist()
+        crops = []
+        for index in picks:
+            audio = self._audio(self.note_strs[index])
+            start = int(torch.randint(audio.shape[0] - self.crop_samples + 1, (1,), generator=self.generator))
+            crops.append(audio[start: start + self.crop_samples])
+        return torch.from_numpy(np.stack(crops))
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_wavenet` did."""
+
+    step: int
+    losses: list = field(default_factory=list)  # (step, loss in nats per sample)
+    stopped_by: str = "max_steps"
+    seconds: float = 0.0
+
+
+def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="cpu",
+                  max_wall_seconds: float | None = None, progress: bool = True) -> TrainResult:
+    """Train (or resume training) a WaveNet autoencoder.
+
+    Parameters
+    ----------
+    dataset_root : path
+        NSynth json/wav folder (``examples.json`` + ``audio/``).
+    run_dir : path
+        Run folder; if it holds ``train_state.pt`` training resumes from it (and its config is
+        used: a different ``config`` other than ``max_steps`` raises).
+    config : WaveNetTrainConfig
+    device : str or torch.device
+    max_wall_seconds : float, optional
+        Stop (after checkpointing) once this much wall time has passed in this call.
+    progress : bool
+        Show a tqdm bar.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ValueError
+        If the run folder belongs to a different training config.
+    """
+    from tqdm.auto import tqdm
+
+    from nsynth_live.runtime.wavenet_generate import resolve_device
+
+    device = resolve_device(device)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dataset = NSynthDataset(dataset_root)
+    state_path = run_dir / TRAIN_STATE_FILE
+    torch_generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    model = WaveNetAutoencoder(get_wavenet_config(config.model))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate(0), eps=config.adam_epsilon)
+    step = 0
+    if state_path.exists():
+        payload = load_checkpoint(state_path, model=WAVENET_MODEL_NAME)
+        extra = payload["extra"]
+        saved = WaveNetTrainConfig.from_dict(extra["train_config"])
+        if {**saved.to_dict(), "max_steps": 0} != {**config.to_dict(), "max_steps": 0}:
+            raise ValueError(
+                f"{state_path} was written with another training config {saved}; use a new --run-dir or the same settings"
+            )
+        load_state_dict_checked(model, payload["state_dict"])
+        optimizer.load_state_dict(extra["optimizer"])
+        torch_generator.set_state(extra["crop_rng"])
+        step = int(extra["step"])
+    train_notes, held_out = holdout_split([n.note_str for n in dataset], holdout_fraction=config.holdout_fraction,
+                                          seed=config.seed)
+    sampler = CropSampler(dataset, train_notes, crop_samples=config.crop_samples, generator=torch_generator)
+    model.to(device).train()
+    for group_state in optimizer.state.values():
+        for key, value in group_state.items():
+            if isinstance(value, torch.Tensor) and key != "step":
+                group_state[key] = value.to(device)
+
+    def checkpoint():
+        extra = {"train_config": config.to_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                 "crop_rng": torch_generator.get_state(), "held_out_notes": held_out,
+                 "dataset": str(dataset_root)}
+        save_checkpoint(state_path, model=WAVENET_MODEL_NAME, config=model.config.to_dict(),
+                        state_dict=model.state_dict(), sample_rate=model.config.sample_rate,
+                        hop_length_samples=model.config.hop_length_samples, extra=extra)
+        model.save(run_dir / MODEL_FILE, extra={"step": step, "held_out_notes": held_out})
+
+    result = TrainResult(step=step)
+    start_time = time.monotonic()
+    bar = tqdm(total=config.max_steps, initial=step, desc="wavenet train", unit="step", disable=not progress)
+    running = None
+    try:
+        with open(run_dir / LOG_FILE, "a") as log:
+            while step < config.max_steps:
+                if max_wall_seconds is not None and time.monotonic() - start_time > max_wall_seconds:
+                    result.stopped_by = "max_wall_seconds"
+                    break
+                learning_rate = config.learning_rate(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate
+                crops = sampler.sample(config.batch_size).to(device)
+                loss = model.loss(crops)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"loss became {value} at step {step}; lower learning_rate_scale")
+                running = value if running is None else 0.95 * running + 0.05 * value
+                bar.update(1)
+                bar.set_postfix(loss=f"{running:.3f}", lr=f"{learning_rate:.2g}")
+                if step % config.log_every_steps == 0:
+                    result.losses.append((step, value))
+                    log.write(json.dumps({"step": step, "loss_nats": value, "loss_smoothed": running,
+                                          "learning_rate": learning_rate,
+                                          "seconds": round(time.monotonic() - start_time, 1)}) + "\n")
+                    log.flush()
+                if step % config.checkpoint_every_steps == 0:
+                    checkpoint()
+    finally:
+        bar.close()
+        checkpoint()  # also on KeyboardInterrupt / errors: nothing finished is lost
+    result.step = step
+    result.seconds = time.monotonic() - start_time
+    return result
+
+
+# ---------------------------------------------------------------------------- evaluation
+def _f0_or_nan(audio: np.ndarray, *, sample_rate: int) -> float:
+    """f0 of a note by :func:`nsynth_live.functional.pitch.estimate_f0_hz`, NaN without a stable pitch."""
+    try:
+        return estimate_f0_hz(np.asarray(audio, dtype=np.float64), sample_rate=sample_rate)
+    except NoStablePitchError:
+        return float("nan")
+
+
+def log_spectral_distance_db(estimate: np.ndarray, reference: np.ndarray, *, n_fft: int = 1024,
+                             hop_length_samples: int = 256, floor_db: float = -80.0) -> float:
+    """Mean absolute difference of magnitude spectrograms in dB (Hann window, no centring).
+
+    Both spectrograms are in dB relative to the reference's loudest bin and floored at ``floor_db``;
+    the mean runs over the bins where either is above the floor (silence vs silence costs nothing),
+    and the measure does not depend on the overall scale of the reference.
+
+    Parameters
+    ----------
+    estimate, reference : numpy.ndarray, shape (time,), float, same length >= n_fft
+
+    Returns
+    -------
+    float
+        dB.
+    """
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+
+    def magnitude(audio):
+        return torch.stft(torch.as_tensor(audio, dtype=torch.float64), n_fft, hop_length_samples, window=window,
+                          center=False, return_complex=True).abs()
+
+    est, ref = magnitude(estimate), magnitude(reference)
+    peak = ref.max().clamp_min(1e-12)
+    est_db = (20 * torch.log10(est / peak + 1e-12)).clamp_min(floor_db)
+    ref_db = (20 * torch.log10(ref / peak + 1e-12)).clamp_min(floor_db)
+    active = (est_db > floor_db) | (ref_db > floor_db)
+    if not bool(active.any()):
+        return 0.0
+    return float((est_db - ref_db).abs()[active].mean())
+
+
+def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, note_strs, *, device="cpu",
+                             dtype=torch.float32, seed: int = 0, temperature: float = 1.0,
+                             duration_seconds: float | None = None, progress: bool = True) -> list[dict]:
+    """Encode and re-generate notes; measure pitch error and spectral distance.
+
+    Parameters
+    ----------
+    model : WaveNetAutoencoder
+    dataset : NSynthDataset
+    note_strs : list of str
+        Notes to reconstruct (generated as one batch).
+    temperature : float
+        Sampling temperature (1: the model's distribution, as Magenta; 0: greedy).
+    duration_seconds : float, optional
+        Reconstruct only the first part of each note (whole frames), to save time.
+
+    Returns
+    -------
+    list of dict
+        Per note: ``note_str``, ``pitch_midi``, ``f0_original_hz``, ``f0_reconstruction_hz``,
+        ``pitch_error_cents`` (reconstruction vs the MIDI pitch), ``original_pitch_error_cents``
+        (the original vs the MIDI pitch, for reference), ``spectral_distance`` (SING's log-power
+        spectral loss, reconstruction vs original), ``spectral_distance_silence`` (the same for
+        silence vs the original: a reference scale), ``log_spectral_distance_db``
+        (:func:`log_spectral_distance_db`, reconstruction vs original) and
+        ``log_spectral_distance_db_noise`` (white noise of the original's RMS vs the original: the
+        score of a reconstruction that kept only the loudness), ``rms_ratio`` (reconstruction /
+        original), ``audio`` (the reconstruction, float32).
+    """
+    from nsynth_live.functional.midi import cents_between, midi_to_hz
+    from nsynth_live.functional.spectral import spectral_loss
+    from nsynth_live.runtime.wavenet_generate import WaveNetGenerator
+
+    hop = model.config.hop_length_samples
+    originals = [dataset.load_audio(n) for n in note_strs]
+    length = min(a.shape[0] for a in originals)
+    if duration_seconds is not None:
+        length = min(length, int(duration_seconds * model.config.sample_rate))
+    length = max(hop, length // hop * hop)
+    batch = torch.from_numpy(np.stack([a[:length] for a in originals]))
+    model = model.eval()
+    with torch.inference_mode():
+        encodings = model.encode(batch)
+    generator = WaveNetGenerator(model.decoder, device=device, dtype=dtype)
+    audio = generator.generate(encodings, seed=seed, temperature=temperature, progress=progress)
+    results = []
+    rate = model.config.sample_rate
+    for index, note_str in enumerate(note_strs):
+        pitch = dataset.note(note_str).pitch
+        original = batch[index].numpy().astype(np.float64)
+        # reference scale: white noise with the original's RMS
+        noise = np.random.default_rng(seed).normal(0.0, np.sqrt(np.mean(original ** 2)), original.shape)
+        f0_rec = _f0_or_nan(audio[index].numpy(), sample_rate=rate)
+        f0_orig = _f0_or_nan(batch[index].numpy(), sample_rate=rate)
+        target = float(midi_to_hz(pitch))
+        results.append({
+            "note_str": note_str,
+            "pitch_midi": pitch,
+            "f0_original_hz": f0_orig,
+            "f0_reconstruction_hz": f0_rec,
+            "pitch_error_cents": float(cents_between(f0_rec, target)) if math.isfinite(f0_rec) else float("nan"),
+            "original_pitch_error_cents": float(cents_between(f0_orig, target)) if math.isfinite(f0_orig) else float("nan"),
+            "spectral_distance": float(spectral_loss(audio[index][None], batch[index][None])),
+            "spectral_distance_silence": float(spectral_loss(torch.zeros(1, length), batch[index][None])),
+            "log_spectral_distance_db": log_spectral_distance_db(audio[index].numpy(), original),
+            "log_spectral_distance_db_noise": log_spectral_distance_db(noise, original),
+            "rms_ratio": float(np.sqrt(np.mean(audio[index].numpy() ** 2) / max(np.mean(original ** 2), 1e-20))),
+            "audio": audio[index].numpy(),
+        })
+    return results
+
+
+def load_trained_model(run_dir) -> WaveNetAutoencoder:
+    """The inference checkpoint of a run folder (``model.pt``)."""
+    path = Path(run_dir) / MODEL_FILE
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist: train first (export/train_wavenet.py)")
+    return WaveNetAutoencoder.load(path)

@@ -1,0 +1,128 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nsynth_live.data.nsynth import NSynthDataset
+from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
+from nsynth_live.train.wavenet import (
+    LOG_FILE, MODEL_FILE, TRAIN_STATE_FILE, WaveNetTrainConfig, evaluate_reconstructions,
+    holdout_split, train_wavenet,
+)
+from tests.nsynth_fixtures import harmonic_note, write_tiny_dataset
+
+
+@pytest.fixture
+def dataset_root(tmp_path):
+    root = tmp_path / "nsynth"
+    write_tiny_dataset(root, pitches=(48, 55, 60, 67), velocities=(100,))
+    return root
+
+
+def _config(**overrides):
+    values = dict(model="tiny", batch_size=2, crop_samples=256, max_steps=6, checkpoint_every_steps=3,
+                  log_every_steps=1, learning_rate_scale=10.0, holdout_fraction=0.2, seed=3)
+    values.update(overrides)
+    return WaveNetTrainConfig(**values)
+
+
+def test_magenta_learning_rate_schedule():
+    config = WaveNetTrainConfig()
+    assert config.learning_rate(0) == 2e-4
+    assert config.learning_rate(89_999) == 2e-4
+    assert config.learning_rate(90_000) == pytest.approx(4e-4 / 3)
+    assert config.learning_rate(150_000) == 4e-5
+    assert config.learning_rate(10**6) == 2e-6
+    assert WaveNetTrainConfig(learning_rate_scale=5).learning_rate(0) == pytest.approx(1e-3)
+    assert config.crop_samples == 6144 and config.adam_epsilon == 1e-8
+
+
+def test_train_config_validation():
+    with pytest.raises(ValueError, match="multiple of the hop"):
+        WaveNetTrainConfig(crop_samples=6000)
+    with pytest.raises(ValueError, match="starting at 0"):
+        WaveNetTrainConfig(learning_rate_schedule=((10, 1e-3),))
+    with pytest.raises(ValueError, match="model must be one of"):
+        WaveNetTrainConfig(model="huge")
+    config = _config()
+    assert WaveNetTrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_holdout_split_is_disjoint_and_seeded():
+    names = [f"n{i}" for i in range(50)]
+    train, held = holdout_split(names, holdout_fraction=0.1, seed=1)
+    assert len(held) == 5 and not set(train) & set(held) and sorted(train + held) == sorted(names)
+    assert holdout_split(names, holdout_fraction=0.1, seed=1) == (train, held)
+
+
+def test_training_lowers_the_loss_and_resumes_exactly(dataset_root, tmp_path):
+    straight = train_wavenet(dataset_root, tmp_path / "a", config=_config(), progress=False)
+    assert straight.step == 6
+    losses = [loss for _, loss in straight.losses]
+    assert losses[-1] < losses[0]
+    assert (tmp_path / "a" / MODEL_FILE).exists() and (tmp_path / "a" / TRAIN_STATE_FILE).exists()
+    assert len((tmp_path / "a" / LOG_FILE).read_text().splitlines()) == 6
+
+    first = train_wavenet(dataset_root, tmp_path / "b", config=_config(max_steps=3), progress=False)
+    assert first.step == 3
+    resumed = train_wavenet(dataset_root, tmp_path / "b", config=_config(), progress=False)
+    assert resumed.step == 6
+    a = WaveNetAutoencoder.load(tmp_path / "a" / MODEL_FILE).state_dict()
+    b = WaveNetAutoencoder.load(tmp_path / "b" / MODEL_FILE).state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+
+    with pytest.raises(ValueError, match="another training config"):
+        train_wavenet(dataset_root, tmp_path / "b", config=_config(batch_size=3), progress=False)
+
+
+def test_wall_clock_limit_stops_after_checkpointing(dataset_root, tmp_path):
+    result = train_wavenet(dataset_root, tmp_path / "r", config=_config(max_steps=1000), max_wall_seconds=0.0,
+                           progress=False)
+    assert result.stopped_by == "max_wall_seconds" and result.step == 0
+    assert (tmp_path / "r" / TRAIN_STATE_FILE).exists()
+
+
+def test_evaluate_reconstructions_reports_measures(dataset_root):
+    dataset = NSynthDataset(dataset_root)
+    torch.manual_seed(0)
+    model = WaveNetAutoencoder.from_name("tiny")
+    notes = [n.note_str for n in dataset][:2]
+    results = evaluate_reconstructions(model, dataset, notes, duration_seconds=0.25, progress=False)
+    assert [r["note_str"] for r in results] == notes
+    for r in results:
+        assert r["audio"].shape == (4000,)
+        assert abs(r["original_pitch_error_cents"]) < 5  # the fixture notes are in tune
+        assert r["spectral_distance"] > 0 and r["spectral_distance_silence"] > 0
+
+
+def test_train_cli_trains_resumes_and_evaluates(dataset_root, tmp_path, capsys):
+    import runpy
+    from pathlib import Path
+
+    main = runpy.run_path(str(Path(__file__).resolve().parents[2] / "export" / "train_wavenet.py"))["main"]
+    args = [str(dataset_root), "--run-dir", str(tmp_path / "run"), "--model", "tiny", "--batch-size", "2",
+            "--crop-samples", "256", "--max-steps", "2", "--holdout-fraction", "0.25", "--evaluate", "1",
+            "--evaluate-seconds", "0.25", "--device", "cpu", "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "trained to step 2" in out and "median |pitch error|" in out
+    summary = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert summary["format_version"] == 1 and len(summary["notes"]) == 1
+    assert len(list((tmp_path / "run" / "reconstructions").glob("*.wav"))) == 1
+    assert main(args[:-5] + ["--max-steps", "3", "--evaluate", "0", "--no-progress"]) == 0
+    assert "trained to step 3" in capsys.readouterr().out
+    assert main([str(tmp_path / "missing"), "--run-dir", str(tmp_path / "r2"), "--no-progress"]) == 2
+
+
+def test_log_spectral_distance(rng):
+    from nsynth_live.train.wavenet import log_spectral_distance_db
+
+    tone = harmonic_note(57, 100, 0.5, samples=8000).astype(np.float64)
+    assert log_spectral_distance_db(tone, tone) == 0.0
+    assert log_spectral_distance_db(0.5 * tone, tone) == pytest.approx(20 * np.log10(2), abs=1.0)
+    noise = rng.normal(0, tone.std(), tone.shape)
+    detuned = harmonic_note(58, 100, 0.5, samples=8000).astype(np.float64)
+    # a semitone off is closer than noise of the same loudness, and both are far from zero
+    assert 3.0 < log_spectral_distance_db(detuned, tone) < log_spectral_distance_db(noise, tone)
