@@ -21,7 +21,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -253,18 +252,10 @@ def unused_output_path(folder: Path, stem: str) -> Path:
 
 
 def write_json_atomically(path: Path, payload: dict) -> None:
-    """Write JSON to a temp file in the same folder, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write JSON through :func:`nsynth_live.fileio.atomic_output` (temp file, then rename)."""
+    from nsynth_live.fileio import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode(), overwrite=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def test_empty_name_is_refused(devices):
 
 def test_listing_marks_default(devices):
     listing = format_device_list(devices)
-    assert f"* pulse (ALSA)" in listing
+    assert "* pulse (ALSA)" in listing
     assert f"system ({JACK}): 2 out, 48000 Hz" in listing
     assert "no audio output devices" in format_device_list([])
 
