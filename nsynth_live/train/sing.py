@@ -197,7 +197,12 @@ class SingTrainer:
             raise CheckpointError(f"{self.state_path} is corrupt: {exc}; delete it to start over") from exc
         if data.get("format_version") != TRAIN_STATE_FORMAT_VERSION:
             raise CheckpointError(f"{self.state_path}: unknown format_version {data.get('format_version')!r}")
-        if data["model_config"] != self.model_config.to_dict() or data["train_config"] != asdict(self.train_config):
+        saved = dict(data["train_config"])
+        wanted = asdict(self.train_config)
+        epoch_fields = {f"{stage}_epochs" for stage in STAGES[:3]}
+        if data["model_config"] != self.model_config.to_dict() or {
+            k: v for k, v in saved.items() if k not in epoch_fields
+        } != {k: v for k, v in wanted.items() if k not in epoch_fields}:
             raise CheckpointError(
                 f"{self.state_path} was written with another model or training config: use another run folder"
             )
@@ -210,7 +215,34 @@ class SingTrainer:
         if self.optimizer is not None and data["optimizer"] is not None:
             self.optimizer.load_state_dict(data["optimizer"])
         torch.set_rng_state(data["torch_rng"])
+        self._apply_epoch_counts()
         logger.info("resumed %s at stage %s epoch %d", self.state_path, self.stage, self.epoch)
+
+    def _apply_epoch_counts(self) -> None:
+        """Let a resumed run have other epoch counts than it was started with.
+
+        Stages already finished must keep their count (their result is in the weights); the stage in
+        progress may be lengthened or shortened; a finished run whose ``end_to_end_epochs`` was raised
+        goes back to stage 3 and trains the extra epochs (with a fresh Adam state).
+
+        Raises
+        ------
+        CheckpointError
+            If the count of a finished stage differs from the epochs it ran.
+        """
+        done = {stage: sum(1 for h in self.history if h["stage"] == stage) for stage in STAGES[:3]}
+        current = STAGES.index(self.stage)
+        for stage in STAGES[:min(current, 3)]:
+            wanted = getattr(self.train_config, f"{stage}_epochs")
+            if stage == "end_to_end" and self.stage == "done" and wanted > done[stage]:
+                self.stage, self.epoch = stage, done[stage]
+                self.optimizer = self._optimizer_for(stage)
+                return
+            if wanted != done[stage]:
+                raise CheckpointError(
+                    f"{self.state_path}: stage {stage} finished after {done[stage]} epochs, {wanted} asked; "
+                    "only the stage in progress (or a finished run's end_to_end_epochs, upwards) can change"
+                )
 
     def _advance_stage(self) -> None:
         self.stage = STAGES[STAGES.index(self.stage) + 1]

@@ -35,6 +35,8 @@ def parse_args(argv=None):
     parser.add_argument("--name", default="sing_default", help="model file stem (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="1 epoch per stage: a smoke test of the recipe, not a model")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    parser.add_argument("--end-to-end-epochs", type=int, default=None,
+                        help="stage-3 epochs (default: the recipe's); raising it on a finished run trains the extra epochs")
     return parser.parse_args(argv)
 
 
@@ -47,6 +49,8 @@ def main(argv=None) -> int:
         logger.info("rendering the SoundFont dataset into %s", data)
         build_soundfont_dataset(SoundFontDatasetConfig(), data)
     train_config = SingTrainConfig(threads=args.threads)
+    if args.end_to_end_epochs is not None:
+        train_config = replace(train_config, end_to_end_epochs=args.end_to_end_epochs)
     if args.quick:
         train_config = replace(train_config, autoencoder_epochs=1, sequence_epochs=1, end_to_end_epochs=1)
     trainer = SingTrainer(dataset_dir=data, run_dir=args.run_dir, model_config=SING_DEFAULT, train_config=train_config)
@@ -69,7 +73,8 @@ def main(argv=None) -> int:
     train_losses = trainer.spectral_losses(train_sample)
     pitch = pitch_accuracy(trainer.sing, heldout, pitch_min_midi=36, pitch_max_midi=84)
     report = {
-        "command": "python export/train_sing.py" + (" --quick" if args.quick else ""),
+        "command": "python export/train_sing.py" + (" --quick" if args.quick else "")
+        + (f" --end-to-end-epochs {args.end_to_end_epochs}" if args.end_to_end_epochs is not None else ""),
         "training_seconds": round(trainer.elapsed_seconds, 1),
         "command_wall_seconds_this_invocation": round(time.monotonic() - wall_start, 1),
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads",

@@ -47,7 +47,16 @@ def test_recipe_trains_all_stages_and_resumes(dataset_dir, tmp_path):
         assert torch.equal(a, b)
     with pytest.raises(CheckpointError, match="another model or training config"):
         SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=TINY,
+                    train_config=replace(RECIPE, learning_rate=1e-2))
+    with pytest.raises(CheckpointError, match="stage autoencoder finished after 2 epochs, 3 asked"):
+        SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=TINY,
                     train_config=replace(RECIPE, autoencoder_epochs=3))
+    # A finished run can be given more end-to-end epochs: it goes back to stage 3 for them.
+    longer = SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=TINY,
+                         train_config=replace(RECIPE, end_to_end_epochs=2))
+    assert (longer.stage, longer.epoch) == ("end_to_end", 1)
+    longer.run()
+    assert [h["stage"] for h in longer.history][-2:] == ["end_to_end", "end_to_end"] and longer.stage == "done"
 
 
 def test_interrupted_run_continues_where_it_stopped(dataset_dir, tmp_path):
