@@ -483,15 +483,16 @@ def note_schedule(pitches: Sequence[int], *, note_seconds: float, gap_seconds: f
 
 
 def note_latencies_ms(audio: np.ndarray, sent_frames: np.ndarray, sample_rate: int, *,
-                      search_seconds: float = 0.3) -> list[float | None]:
+                      search_seconds: float = 0.3, threshold_db: float = -20.0) -> list[float | None]:
     """MIDI-in to audio-out latency of each note of a :func:`note_schedule` capture (ms).
 
-    The onset is the first sample at -20 dB of the note's peak (:func:`onset_frame`); None marks a
-    note that was not heard.
+    The onset is the first sample at ``threshold_db`` of the note's peak (:func:`onset_frame`):
+    -20 dB includes part of the instrument's attack, -40 dB marks its first audible sound. None
+    marks a note that was not heard.
     """
     latencies: list[float | None] = []
     for on_frame, off_frame in zip(sent_frames[0::2], sent_frames[1::2]):
         onset = onset_frame(audio, start_frame=int(on_frame), search_frames=int(search_seconds * sample_rate),
-                            peak_frames=int(off_frame - on_frame))
+                            peak_frames=int(off_frame - on_frame), threshold_ratio=10.0 ** (threshold_db / 20.0))
         latencies.append(None if onset is None else 1000.0 * (onset - int(on_frame)) / sample_rate)
     return latencies
