@@ -1,0 +1,591 @@
+"""The live instrument's command line (``run_live.py`` is a thin wrapper over :func:`main`).
+
+Live mode: load and warm the ONNX model, then open the audio stream (a RealtimeRunner feeding a
+sounddevice callback), MIDI input and the OSC server; optionally play a MIDI file in real time and
+record what was played. Offline mode (``--offline``, or live mode with ``--play`` on a machine
+without an audio device) renders the same engine code faster than real time to a WAV file.
+
+Exit codes: 0 success, 1 runtime failure (device, model), 2 bad input (arguments, files).
+At exit the instrument prints ``nsynth-live stats: {json}`` (xruns, underruns, counts) and writes
+the same object to ``--stats-json PATH`` if asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("nsynth_live")
+
+STATS_FORMAT_VERSION = 1  # of the --stats-json object
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "sing_default.onnx"  # in the repository
+DEFAULT_PRESET = "default"
+DEFAULT_SAMPLE_RATE = 48_000  # Hz, when neither --sample-rate nor the device says otherwise
+SUPPORTED_DEVICE_RATES = (44_100, 48_000, 88_200, 96_000)  # Hz a device default may impose
+DEFAULT_BLOCK_SIZE = 256  # frames per audio callback (5.3 ms at 48 kHz)
+DEFAULT_OFFLINE_DIR = Path("out")  # where --play renders when there is no audio device
+TAIL_SECONDS = 2.0  # s rendered/played after a MIDI file's last event (release tails)
+JACK_CLIENT_NAME = "nsynth-live-audio"  # JACK client of the audio stream: ports nsynth-live-audio:out_0/1
+EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class AppError(Exception):
+    """A failure reported to the user as one message, without a traceback."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# ---------------------------------------------------------------------------------------------
+# arguments
+# ---------------------------------------------------------------------------------------------
+def _unit_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise argparse.ArgumentTypeError(f"must be a number in 0..1, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a UDP port in 1..65535, got {text}")
+    return value
+
+
+def _rt_priority(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 89:
+        raise argparse.ArgumentTypeError(f"must be a SCHED_FIFO priority in 1..89, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``run_live.py`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="run_live.py",
+        description="nsynth-live: play the SING neural instrument live from MIDI and OSC, "
+        "or render a MIDI file with it.",
+        epilog="Examples:\n"
+        "  python run_live.py --play examples/bach_bwv66_6.mid\n"
+        "  python run_live.py --audio-device JACK --midi-port 'Keystation'\n"
+        "  python run_live.py --offline --play in.mid --record out.wav\n"
+        "OSC address space: docs/osc.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sound = parser.add_argument_group("sound")
+    sound.add_argument("--preset", default=DEFAULT_PRESET, help="preset name (default: %(default)s)")
+    sound.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH,
+                       help="streaming SING ONNX model (default: models/sing_default.onnx in the repository)")
+    sound.add_argument("--xy", nargs=2, type=_unit_float, metavar=("X", "Y"), help="initial XY position, 0..1 each")
+    sound.add_argument("--max-voices", type=_positive_int, default=16, help="polyphony (default: %(default)s)")
+    audio = parser.add_argument_group("audio output")
+    audio.add_argument("--audio-device", metavar="NAME", help="part of an output device or host API name, e.g. JACK")
+    audio.add_argument("--list-devices", action="store_true", help="list audio output devices and exit")
+    audio.add_argument("--sample-rate", type=_positive_int, metavar="HZ",
+                       help=f"output rate (default: the device's, else {DEFAULT_SAMPLE_RATE})")
+    audio.add_argument("--block-size", type=_positive_int, default=DEFAULT_BLOCK_SIZE, metavar="N",
+                       help="frames per audio callback (default: %(default)s)")
+    audio.add_argument("--realtime-priority", type=_rt_priority, metavar="P",
+                       help="run the instrument's threads (model inference, MIDI, OSC) with real-time "
+                       "scheduling (SCHED_FIFO) at priority P, 1..89; keep it below the audio server's "
+                       "client threads (JACK's: 5 with jackd's default -P 10), e.g. 1; needs an rtprio "
+                       "limit (Linux audio group) or root")
+    control = parser.add_argument_group("control")
+    control.add_argument("--midi-port", metavar="NAME",
+                         help="connect to this MIDI input port (default: open a virtual port 'nsynth-live')")
+    control.add_argument("--no-midi", action="store_true", help="do not open MIDI input")
+    control.add_argument("--osc-port", type=_port, default=8000, help="UDP port for OSC (default: %(default)s)")
+    control.add_argument("--osc-host", default="127.0.0.1",
+                         help="interface for OSC (default: %(default)s; 0.0.0.0 exposes it to the network)")
+    control.add_argument("--no-osc", action="store_true", help="do not start the OSC server")
+    control.add_argument("--osc-swap-xy", action="store_true", help="swap the x and y of incoming XY messages")
+    control.add_argument("--osc-invert-x", action="store_true", help="x -> 1 - x for incoming XY messages")
+    control.add_argument("--osc-invert-y", action="store_true", help="y -> 1 - y for incoming XY messages")
+    files = parser.add_argument_group("files")
+    files.add_argument("--play", type=Path, metavar="FILE.mid", help="play a MIDI file through the instrument")
+    files.add_argument("--record", type=Path, metavar="OUT.wav", help="write what was played to a WAV file")
+    files.add_argument("--offline", action="store_true",
+                       help="render --play to --record faster than real time, no audio device")
+    files.add_argument("--force", action="store_true", help="overwrite --record / --stats-json if they exist")
+    files.add_argument("--duration", type=_positive_float, metavar="SECONDS",
+                       help="stop after this long (default: at the end of --play, else at Ctrl-C)")
+    files.add_argument("--stats-json", type=Path, metavar="PATH", help="write run statistics (xruns...) as JSON")
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+# loading inputs (each failure becomes one clear message)
+# ---------------------------------------------------------------------------------------------
+def load_preset_or_explain(name: str):
+    """Load a preset; an unknown or invalid one gives a message listing the valid names."""
+    from nsynth_live.presets import PresetError, list_presets, load_preset
+
+    try:
+        return load_preset(name)
+    except PresetError as error:
+        message = str(error)
+        if "valid presets" not in message.lower():
+            message += f". Valid presets: {', '.join(list_presets()) or '(none found)'}"
+        raise AppError(message) from error
+
+
+def load_midi_events_or_explain(path: Path) -> list:
+    """Timed events of a MIDI file, or a clear error."""
+    from nsynth_live.render.offline import MidiFileError, midi_file_events
+
+    if not path.is_file():
+        raise AppError(f"MIDI file {path} not found. Fix: give the path of a .mid file to --play")
+    try:
+        events = list(midi_file_events(path))
+    except MidiFileError as error:
+        raise AppError(str(error)) from error
+    # A file's program changes name General MIDI instruments, not our presets: played as they are,
+    # they would replace the --preset the user chose (program 0 -> the first preset by name).
+    from nsynth_live.engine.events import ProgramChange
+
+    kept = [(time_seconds, event) for time_seconds, event in events if not isinstance(event, ProgramChange)]
+    if len(kept) != len(events):
+        print(f"nsynth-live: ignoring {len(events) - len(kept)} program change(s) in {path} "
+              "(General MIDI programs are not presets; choose one with --preset)", flush=True)
+    events = kept
+    if not events:
+        raise AppError(f"MIDI file {path} has no notes to play")
+    return events
+
+
+def load_model_or_explain(path: Path):
+    """Load the streaming ONNX synth; missing or corrupt files give a message naming the file."""
+    if not path.exists():
+        raise AppError(
+            f"model file {path} not found. Fix: pass --model PATH to an exported SING .onnx file "
+            f"(the default, {DEFAULT_MODEL_PATH}, ships with the repository)",
+            EXIT_BAD_INPUT,
+        )
+    if not path.is_file():
+        raise AppError(f"model path {path} is not a file. Fix: pass --model PATH to a .onnx file")
+    try:
+        from nsynth_live.runtime.sing_onnx import ModelFileError, load_synth
+    except ImportError as error:
+        raise AppError(f"cannot load model {path}: {error}", EXIT_RUNTIME) from error
+    try:
+        return load_synth(path)
+    except ModelFileError as error:
+        raise AppError(f"{error}. Fix: pass --model PATH to a streaming SING .onnx file "
+                       "(export/train_sing.py writes one)") from error
+    except ImportError as error:
+        raise AppError(f"cannot load model {path}: {error}", EXIT_RUNTIME) from error
+    except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise AppError(
+            f"model file {path} cannot be loaded: {type(error).__name__}: {error}. "
+            "Fix: re-export it, or pass --model PATH to a valid SING streaming .onnx file"
+        ) from error
+
+
+def warm_up(synth, *, max_voices: int) -> float:
+    """Run the model once per batch size the engine will use before any stream is opened.
+
+    ONNX Runtime plans memory on a shape's first run and session creation holds the GIL; doing it
+    here keeps both out of the first audio blocks. Returns the seconds it took.
+    """
+    import numpy as np
+
+    started = time.perf_counter()
+    spec = synth.spec
+    embedding = synth.instrument_embedding(spec.instrument_names[0])
+    for voices in sorted({1, 2, max_voices}):
+        state = synth.new_state(voices)
+        synth.step(
+            np.repeat(embedding[None, :], voices, axis=0).astype(np.float32),
+            np.full(voices, (spec.pitch_min_midi + spec.pitch_max_midi) // 2, dtype=np.int64),
+            np.full(voices, 100.0, dtype=np.float32),
+            np.zeros(voices, dtype=np.int64),
+            state,
+        )
+    return time.perf_counter() - started
+
+
+def _check_writable(path: Path | None, *, force: bool, what: str) -> None:
+    if path is None:
+        return
+    if path.exists() and not force:
+        raise AppError(f"{what} {path} exists; pass --force to overwrite it or choose another path")
+    if path.exists() and path.is_dir():
+        raise AppError(f"{what} {path} is a folder; give a file path")
+
+
+def unused_output_path(folder: Path, stem: str) -> Path:
+    """``folder/stem.wav``, or ``stem-2.wav``, ``stem-3.wav``... whichever does not exist yet."""
+    candidate = folder / f"{stem}.wav"
+    counter = 2
+    while candidate.exists():
+        candidate = folder / f"{stem}-{counter}.wav"
+        counter += 1
+    return candidate
+
+
+def write_json_atomically(path: Path, payload: dict) -> None:
+    """Write JSON through :func:`nsynth_live.fileio.atomic_output` (temp file, then rename)."""
+    from nsynth_live.fileio import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode(), overwrite=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# the two modes
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class _Setup:
+    args: argparse.Namespace
+    preset: Any
+    events: list | None
+
+
+def _latency_lines(engine, block_size: int) -> tuple[str, dict]:
+    """Text and a JSON-able dict of ``engine.latency_report(block_size)`` (a LatencyReport)."""
+    from dataclasses import asdict
+
+    report = engine.latency_report(block_size)
+    as_dict = asdict(report)
+    as_dict["total_ms"] = report.total_ms
+    text = str(report)
+    return text, as_dict
+
+
+def _make_engine(setup: _Setup, synth, sample_rate: int):
+    from nsynth_live.engine.engine import Engine
+    from nsynth_live.engine.events import SetXY
+
+    from nsynth_live.presets import PresetError
+
+    try:
+        engine = Engine(synth, setup.preset, output_sample_rate=sample_rate, max_voices=setup.args.max_voices,
+                        channels=2)
+    except PresetError as error:
+        raise AppError(f"{error}. Fix: choose a preset whose corners this model knows (--preset)") from error
+    except ValueError as error:
+        raise AppError(f"cannot build the engine: {error}") from error
+    if setup.args.xy is not None:
+        engine.post(SetXY(setup.args.xy[0], setup.args.xy[1]))
+    return engine
+
+
+def run_offline(setup: _Setup, out_path: Path, *, reason: str) -> dict:
+    """Render ``setup.events`` with the engine faster than real time and write ``out_path``."""
+    from nsynth_live.render.offline import render_events, write_wav_atomic
+
+    args = setup.args
+    sample_rate = args.sample_rate or DEFAULT_SAMPLE_RATE
+    synth = load_model_or_explain(args.model)
+    engine = _make_engine(setup, synth, sample_rate)
+    print(f"nsynth-live: rendering {args.play} offline ({reason}) at {sample_rate} Hz ...", flush=True)
+    started = time.perf_counter()
+    audio = render_events(engine, setup.events, tail_seconds=TAIL_SECONDS, progress=sys.stderr.isatty())
+    elapsed = time.perf_counter() - started
+    # float WAV like --record (no clipping of peaks above 0 dBFS); --force was checked up front
+    write_wav_atomic(out_path, audio, sample_rate=sample_rate, force=True, subtype="FLOAT")
+    duration_seconds = audio.shape[0] / sample_rate
+    print(
+        f"nsynth-live: wrote {out_path} ({duration_seconds:.1f} s of audio in {elapsed:.1f} s, "
+        f"{duration_seconds / max(elapsed, 1e-9):.1f}x real time)",
+        flush=True,
+    )
+    return {
+        "mode": "offline",
+        "output_path": str(out_path),
+        "sample_rate": sample_rate,
+        "audio_seconds": duration_seconds,
+        "render_seconds": elapsed,
+        "xrun_count": 0,
+        "underrun_count": 0,
+    }
+
+
+class _StopRequest(threading.Event):
+    """Set by Ctrl-C / SIGTERM while the instrument plays (``playing``); see :func:`main`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.playing = False
+
+
+def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
+    """Play live on ``device`` until ``stop`` is set, the duration passes or the file ends."""
+    from nsynth_live.engine.osc import route_osc
+    from nsynth_live.engine.realtime import RealtimeRunner
+    from nsynth_live.io.audio import open_output_stream
+    from nsynth_live.io.midi_in import MidiInputError, open_midi_input
+    from nsynth_live.io.osc_server import OscServer, OscServerError
+    from nsynth_live.io.player import EventPlayer
+    from nsynth_live.io.recorder import BlockRecorder
+
+    args = setup.args
+    sample_rate = args.sample_rate
+    if sample_rate is None:
+        device_rate = int(round(device.default_sample_rate))
+        sample_rate = device_rate if device_rate in SUPPORTED_DEVICE_RATES else DEFAULT_SAMPLE_RATE
+    block_size = args.block_size
+
+    synth = load_model_or_explain(args.model)
+    warm_seconds = warm_up(synth, max_voices=args.max_voices)
+    engine = _make_engine(setup, synth, sample_rate)
+    runner = RealtimeRunner(engine, block_size=block_size)
+    latency_text, latency = _latency_lines(engine, block_size)
+
+    recorder = None
+    callback_errors = [0]
+
+    def callback(outdata, frames, time_info, status):
+        runner.audio_callback(outdata, frames, time_info, status)
+        if recorder is not None:
+            try:
+                recorder.push(outdata)
+            except Exception:  # noqa: BLE001 - never let the callback die
+                callback_errors[0] += 1
+
+    stream = open_output_stream(device, sample_rate=sample_rate, block_size=block_size, channels=2, callback=callback)
+    if args.record is not None:  # after the stream opened: a failed open leaves no temporary file
+        # PortAudio calls back with exactly block_size frames when the stream has a fixed blocksize;
+        # the ring holds 5 s, far more than the writer thread ever lags.
+        recorder = BlockRecorder(args.record, sample_rate=sample_rate, channels=2, max_block_frames=block_size,
+                                 ring_blocks=max(64, int(5.0 * sample_rate / block_size)))
+    midi = osc = player = None
+    stats: dict[str, Any] = {"mode": "live"}
+    switch_interval_seconds = sys.getswitchinterval()
+    started = None
+    try:
+        if not args.no_midi:
+            try:
+                midi = open_midi_input(engine.post, port_name=args.midi_port)
+            except MidiInputError as error:
+                raise AppError(str(error)) from error
+        if not args.no_osc:
+            router = functools.partial(route_osc, swap_xy=args.osc_swap_xy, invert_x=args.osc_invert_x,
+                                       invert_y=args.osc_invert_y)
+            osc = OscServer(engine.post, host=args.osc_host, port=args.osc_port, router=router)
+            try:
+                osc.start()
+            except OscServerError as error:
+                raise AppError(str(error), EXIT_RUNTIME) from error
+
+        # The callback needs the GIL. A busy thread keeps it up to 5 ms by default (a whole JACK
+        # period at 48 kHz / 256 frames): hand it over every 1 ms while the stream runs. Objects
+        # made so far (model, imports) move out of the collector's reach, so that a garbage
+        # collection pass cannot hold the GIL for milliseconds mid-stream. Both restored at exit.
+        sys.setswitchinterval(min(switch_interval_seconds, 0.001))
+        gc.collect()
+        gc.freeze()
+        if args.realtime_priority is not None:
+            _request_realtime_priority(args.realtime_priority)
+        runner.start()
+        stream.start()
+        started = time.monotonic()
+        stop.playing = True  # from now on Ctrl-C stops the play loop gracefully (see main)
+        print(f"nsynth-live: playing on {device.label} at {sample_rate} Hz, block {block_size} frames "
+              f"(model warmed in {warm_seconds * 1000:.0f} ms)", flush=True)
+        print(f"nsynth-live: expected latency: {latency_text}", flush=True)
+        print(f"nsynth-live: MIDI input: {midi.api_name + ' ' + midi.port_description if midi else 'none'}", flush=True)
+        if osc is not None:
+            host, port = osc.address
+            print(f"nsynth-live: OSC on udp://{host}:{port} (address space: docs/osc.md)", flush=True)
+        ready = {
+            "midi_api": midi.api_name if midi else None,
+            "midi_port": midi.port_description if midi else None,
+            "osc_port": osc.address[1] if osc else None,
+            "sample_rate": sample_rate,
+            "block_size": block_size,
+            "device": device.label,
+        }
+        print("nsynth-live ready " + json.dumps(ready), flush=True)
+
+        deadline = None if args.duration is None else started + args.duration
+        if setup.events is not None:
+            player = EventPlayer(setup.events, engine.post)
+            player.start()
+            if deadline is None:
+                deadline = started + player.duration_seconds + TAIL_SECONDS
+            print(f"nsynth-live: playing {args.play} ({player.duration_seconds:.1f} s); Ctrl-C stops", flush=True)
+        elif deadline is None:
+            print("nsynth-live: play MIDI or send OSC; Ctrl-C stops", flush=True)
+        while not stop.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            # Long waits: every wake-up of this thread takes the GIL the audio callback needs.
+            stop.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
+    finally:
+        if player is not None:
+            player.stop()
+        if started is not None:
+            stream.stop()
+        stream.close()
+        runner.stop()
+        if midi is not None:
+            midi.close()
+        if osc is not None:
+            osc.stop()
+        sys.setswitchinterval(switch_interval_seconds)
+        gc.unfreeze()
+        if recorder is not None:
+            if started is None:
+                recorder.abort()
+            else:
+                path = recorder.close()
+                print(f"nsynth-live: recorded {recorder.frames_written / sample_rate:.1f} s to {path}", flush=True)
+
+    stats.update(
+        {
+            "device": device.label,
+            "sample_rate": sample_rate,
+            "block_size": block_size,
+            "played_seconds": time.monotonic() - started,
+            "xrun_count": int(runner.xrun_count),
+            "underrun_count": int(runner.underrun_count),
+            "callback_errors": callback_errors[0],
+            "latency": latency,
+            "midi_messages": midi.messages_received if midi else 0,
+            "midi_events": midi.events_posted if midi else 0,
+            "osc_messages": osc.messages_received if osc else 0,
+            "osc_rejected": osc.messages_rejected + osc.packets_malformed if osc else 0,
+            "recorded_path": str(args.record) if recorder else None,
+            "recorder_dropped_blocks": recorder.dropped_blocks if recorder else 0,
+        }
+    )
+    return stats
+
+
+def _request_realtime_priority(priority: int) -> bool:
+    """Switch the calling thread to SCHED_FIFO; threads it creates later inherit the policy.
+
+    Called before the inference, MIDI and OSC threads start. The audio callback's thread belongs to
+    the audio server's client library (JACK runs it real-time itself); the inference thread must
+    not be preempted by ordinary busy processes while it holds the GIL the callback waits for.
+    Returns False (with a warning) where the OS refuses.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (AttributeError, OSError) as error:
+        logger.warning("cannot use real-time priority %d (%s); running at normal priority. Fix: give your user "
+                       "an rtprio limit (e.g. the 'audio' group with limits.d) or leave out --realtime-priority",
+                       priority, error)
+        return False
+    print(f"nsynth-live: real-time scheduling (SCHED_FIFO, priority {priority}) for the instrument's threads",
+          flush=True)
+    return True
+
+
+def _setup_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="nsynth-live: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def _prepare(args: argparse.Namespace) -> _Setup:
+    if args.offline and args.play is None:
+        raise AppError("--offline renders a MIDI file: add --play FILE.mid (and --record OUT.wav)")
+    _check_writable(args.record, force=args.force, what="--record file")
+    _check_writable(args.stats_json, force=args.force, what="--stats-json file")
+    if args.record is not None and args.record.suffix.lower() != ".wav":
+        raise AppError(f"--record writes WAV files; got {args.record} (use a .wav name)")
+    events = load_midi_events_or_explain(args.play) if args.play is not None else None
+    preset = load_preset_or_explain(args.preset)
+    return _Setup(args=args, preset=preset, events=events)
+
+
+def _run(args: argparse.Namespace, stop: _StopRequest) -> dict:
+    from nsynth_live.io.audio import AudioDeviceError, list_output_devices, select_output_device, set_jack_client_name
+
+    if args.list_devices:
+        from nsynth_live.io.audio import format_device_list
+
+        try:
+            print(format_device_list(list_output_devices()))
+        except AudioDeviceError as error:
+            raise AppError(str(error), EXIT_RUNTIME) from error
+        return {}
+
+    setup = _prepare(args)
+    if args.offline:
+        out_path = args.record or unused_output_path(DEFAULT_OFFLINE_DIR, args.play.stem)
+        return run_offline(setup, out_path, reason="--offline")
+
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")  # never spawn an audio server behind the user's back
+    try:
+        set_jack_client_name(JACK_CLIENT_NAME)
+        device = select_output_device(args.audio_device, list_output_devices())
+    except AudioDeviceError as error:
+        if args.play is not None and args.audio_device is None:
+            out_path = args.record or unused_output_path(DEFAULT_OFFLINE_DIR, args.play.stem)
+            print(f"nsynth-live: no usable audio output device ({str(error).splitlines()[0]}).", flush=True)
+            print(f"nsynth-live: rendering offline instead; the result will be in {out_path}", flush=True)
+            return run_offline(setup, out_path, reason="no audio device")
+        raise AppError(str(error), EXIT_RUNTIME) from error
+    try:
+        return run_live(setup, device, stop)
+    except AudioDeviceError as error:
+        raise AppError(str(error), EXIT_RUNTIME) from error
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``run_live.py``; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    _setup_logging()
+    stop = _StopRequest()
+
+    def request_stop(signum, _frame):
+        # While the instrument plays, Ctrl-C (or SIGTERM) asks the play loop to stop and clean up
+        # (close the stream, write the recording, print the stats). Before that (loading, offline
+        # rendering) and on a second Ctrl-C, leave at once: nothing is half-written, files are atomic.
+        if stop.is_set() or not stop.playing:
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, request_stop)
+    try:
+        stats = _run(args, stop)
+    except AppError as error:
+        print(f"nsynth-live: error: {error}", file=sys.stderr, flush=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("nsynth-live: interrupted", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if not stats:
+        return EXIT_OK
+    stats["format_version"] = STATS_FORMAT_VERSION
+    if args.stats_json is not None:
+        write_json_atomically(args.stats_json, stats)
+    if stats.get("mode") == "live":
+        print(f"nsynth-live: {stats['xrun_count']} xruns, {stats['underrun_count']} underruns", flush=True)
+    print("nsynth-live stats: " + json.dumps(stats, sort_keys=True), flush=True)
+    return EXIT_OK

@@ -1,0 +1,115 @@
+"""nsynth_live.app without a sound card: --offline, and --play falling back to an offline render.
+
+The model is the engine's additive test double (tests/engine/additive_synth.py), so these tests
+check the app's logic (paths, atomic writes, stats, messages) without the trained ONNX model.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from nsynth_live import app
+from nsynth_live.render.offline import midi_file_events
+from tests.engine.additive_synth import AdditiveTestSynth
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO_ROOT / "examples" / "bach_bwv66_6.mid"
+
+
+@pytest.fixture
+def test_double(monkeypatch):
+    monkeypatch.setattr(app, "load_model_or_explain", lambda path: AdditiveTestSynth())
+
+
+@pytest.fixture
+def no_audio_device(monkeypatch):
+    import nsynth_live.io.audio as audio
+
+    monkeypatch.setattr(audio, "list_output_devices", lambda: [])
+    monkeypatch.setattr(audio, "set_jack_client_name", lambda name: False)
+
+
+def test_offline_render_writes_the_piece_and_stats(tmp_path, test_double, capsys):
+    out, stats_path = tmp_path / "take.wav", tmp_path / "stats.json"
+    assert app.main(["--offline", "--play", str(EXAMPLE), "--record", str(out), "--stats-json", str(stats_path),
+                     "--sample-rate", "44100"]) == 0
+    audio, sample_rate = soundfile.read(out, dtype="float32")
+    assert sample_rate == 44100 and audio.ndim == 2 and audio.shape[1] == 2
+    last_event_seconds = midi_file_events(EXAMPLE)[-1][0]  # the last note-off
+    expected_seconds = last_event_seconds + app.TAIL_SECONDS
+    assert abs(audio.shape[0] / sample_rate - expected_seconds) < 0.05
+    assert 0.01 < np.abs(audio).max() <= 1.0
+    stats = json.loads(stats_path.read_text())
+    assert stats["format_version"] == app.STATS_FORMAT_VERSION and stats["mode"] == "offline"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json", "take.wav"], "no temporary files left"
+    printed = capsys.readouterr().out
+    assert str(out) in printed and "nsynth-live stats: " in printed
+
+
+def test_play_without_audio_device_renders_to_out_and_never_overwrites(tmp_path, monkeypatch, test_double,
+                                                                       no_audio_device, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert app.main(["--play", str(EXAMPLE), "--no-midi", "--no-osc"]) == 0
+    first = tmp_path / "out" / "bach_bwv66_6.wav"
+    printed = capsys.readouterr().out
+    assert first.is_file() and "no usable audio output device" in printed and "out/bach_bwv66_6.wav" in printed
+    assert app.main(["--play", str(EXAMPLE), "--no-midi", "--no-osc"]) == 0
+    assert (tmp_path / "out" / "bach_bwv66_6-2.wav").is_file(), "a second run keeps the first file"
+
+
+def test_no_audio_device_without_play_is_an_error(tmp_path, test_double, no_audio_device, capsys):
+    assert app.main(["--no-midi", "--no-osc"]) == app.EXIT_RUNTIME
+    assert "no audio output device" in capsys.readouterr().err
+
+
+def test_named_device_is_never_replaced_by_an_offline_render(tmp_path, monkeypatch, test_double, no_audio_device,
+                                                             capsys):
+    monkeypatch.chdir(tmp_path)
+    assert app.main(["--play", str(EXAMPLE), "--audio-device", "JACK"]) == app.EXIT_RUNTIME
+    assert "'JACK'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_xy_argument_reaches_the_engine(tmp_path, test_double):
+    """Rendering at two XY corners gives different spectra (the morph is wired through)."""
+    spectra = []
+    for xy in (("0", "0"), ("1", "1")):
+        out = tmp_path / f"xy{xy[0]}.wav"
+        assert app.main(["--offline", "--play", str(EXAMPLE), "--record", str(out), "--xy", *xy]) == 0
+        audio, _ = soundfile.read(out, dtype="float32")
+        spectrum = np.abs(np.fft.rfft(audio[: 48000 * 4, 0]))
+        spectra.append(spectrum / spectrum.sum())
+    assert np.abs(spectra[0] - spectra[1]).sum() > 0.1
+
+
+def test_program_changes_in_a_file_do_not_override_the_preset(tmp_path, capsys):
+    """The chorale's tracks start with program 0: the chosen --preset must still be the one heard."""
+    from nsynth_live.engine.events import ProgramChange
+    from nsynth_live.render.offline import midi_file_events
+
+    assert any(isinstance(event, ProgramChange) for _, event in midi_file_events(EXAMPLE))
+    events = app.load_midi_events_or_explain(EXAMPLE)
+    assert events and not any(isinstance(event, ProgramChange) for _, event in events)
+    assert "ignoring 4 program change(s)" in capsys.readouterr().out
+
+
+def test_realtime_priority_refused_is_a_warning_not_a_failure(monkeypatch, caplog):
+    import logging
+    import os
+
+    def refuse(pid, policy, param):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    with caplog.at_level(logging.WARNING, logger="nsynth_live"):
+        assert app._request_realtime_priority(5) is False
+    assert "rtprio" in caplog.text and "Operation not permitted" in caplog.text
+
+
+def test_realtime_priority_out_of_range_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        app.build_parser().parse_args(["--realtime-priority", "99"])
+    assert "1..89" in capsys.readouterr().err
