@@ -9,7 +9,7 @@ MODE="${1:-run}"
 
 DEB_PACKAGES=(fluidsynth libfluidsynth3 fluid-soundfont-gm libportaudio2 libsndfile1)
 if [ "$MODE" = dev ]; then
-  DEB_PACKAGES+=(jackd2 liblo-tools jack-tools)
+  DEB_PACKAGES+=(jackd2 liblo-tools)
 fi
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do

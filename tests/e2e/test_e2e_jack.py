@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from nsynth_live.functional.pitch import NoStablePitchError, estimate_f0_hz
 from nsynth_live.functional.midi import cents_between, midi_to_hz
 from nsynth_live.io.jack_session import (
     InstrumentProcess,
@@ -48,58 +49,12 @@ NOTE_ON, NOTE_OFF = 0x90, 0x80  # MIDI status bytes, channel 1
 PITCH_TOLERANCE_CENTS = 50.0
 
 
-# ---------------------------------------------------------------------------------------------
-# f0 of a captured note: the project's estimator (nsynth_live.functional.pitch) where it exists,
-# else a simple YIN below (cumulative mean normalised difference; de Cheveigne & Kawahara 2002,
-# steps 1-5)
-# ---------------------------------------------------------------------------------------------
 def note_f0_hz(audio: np.ndarray, sample_rate: int) -> float:
-    """f0 of one captured note (Hz); NaN where no stable pitch is found."""
+    """f0 of one captured note (Hz) by ``nsynth_live.functional.pitch``; NaN without a stable pitch."""
     try:
-        from nsynth_live.functional.pitch import estimate_f0_hz as project_estimate_f0_hz
-    except ImportError:
-        return estimate_f0_hz(audio, sample_rate)
-    try:
-        return float(project_estimate_f0_hz(audio, sample_rate=sample_rate))
-    except ValueError:  # NoStablePitchError is a ValueError: no stable pitch
+        return float(estimate_f0_hz(audio, sample_rate=sample_rate))
+    except NoStablePitchError:
         return float("nan")
-
-
-def estimate_f0_hz(audio: np.ndarray, sample_rate: int, *, fmin_hz: float = 50.0, fmax_hz: float = 2000.0,
-                   frame_samples: int = 2048, threshold: float = 0.15) -> float:
-    """Median YIN f0 of a mono signal (Hz); NaN if no frame is voiced."""
-    tau_min = int(sample_rate / fmax_hz)
-    tau_max = int(sample_rate / fmin_hz)
-    estimates = []
-    for start in range(0, len(audio) - frame_samples - tau_max, frame_samples // 2):
-        frame = audio[start:start + frame_samples + tau_max].astype(np.float64)
-        window = frame[:frame_samples]
-        diff = np.array([np.sum((window - frame[tau:tau + frame_samples]) ** 2) for tau in range(tau_max + 1)])
-        cumulative = np.cumsum(diff[1:])
-        cmnd = np.ones_like(diff)
-        cmnd[1:] = diff[1:] * np.arange(1, tau_max + 1) / np.maximum(cumulative, 1e-12)
-        below = np.flatnonzero(cmnd[tau_min:] < threshold)
-        if below.size == 0:
-            continue
-        tau = tau_min + below[0]
-        while tau + 1 <= tau_max and cmnd[tau + 1] < cmnd[tau]:  # walk down to the local minimum
-            tau += 1
-        if 1 <= tau < tau_max:  # parabolic interpolation of the minimum
-            a, b, c = cmnd[tau - 1], cmnd[tau], cmnd[tau + 1]
-            shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
-        else:
-            shift = 0.0
-        estimates.append(sample_rate / (tau + shift))
-    return float(np.median(estimates)) if estimates else float("nan")
-
-
-def test_yin_estimator_on_synthetic_tones():
-    """The estimator this file relies on: harmonic tones within 5 cents."""
-    t = np.arange(int(0.3 * SAMPLE_RATE)) / SAMPLE_RATE
-    for pitch_midi in (40, 57, 64, 76, 84):
-        f0 = float(midi_to_hz(pitch_midi))
-        tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6))
-        assert abs(cents_between(estimate_f0_hz(tone, SAMPLE_RATE), f0)) < 5
 
 
 # ---------------------------------------------------------------------------------------------
