@@ -22,15 +22,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+PIP_LOG=".venv-setup.log"
+pip_install() {  # quiet unless it fails; then the log says why
+  .venv/bin/pip install "$@" >"$PIP_LOG" 2>&1 || { cat "$PIP_LOG"; echo "setup: pip install $* failed (log: $PIP_LOG)"; exit 1; }
+}
+
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PYTHON" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
+  pip_install -q --upgrade pip
 fi
 # torch==2.13.0 is the CPU wheel on these machines; a looser spec can pull GBs of CUDA packages.
-.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
+.venv/bin/python -c "import torch" 2>/dev/null || pip_install -q torch==2.13.0
 EXTRAS="cpu"
 [ "$MODE" = dev ] && EXTRAS="cpu,dev,tf"
-.venv/bin/pip install -q -e ".[${EXTRAS}]"
+pip_install -q -e ".[${EXTRAS}]"
 echo "setup: ready (.venv, extras: ${EXTRAS})"
