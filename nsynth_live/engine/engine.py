@@ -58,6 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nsynth_live.functional.interpolation import bilinear_corner_weights
 from nsynth_live.constants import NSYNTH_NOTE_OFF_SECONDS
 from nsynth_live.engine.events import (
     CC_RESET_ALL_CONTROLLERS,
@@ -466,9 +467,7 @@ class Engine:
 
     def _blend(self, xy) -> np.ndarray:
         """Bilinear blend of the 4 corners at (x, y): weights of (0,0), (1,0), (0,1), (1,1)."""
-        x, y = xy
-        weights = np.array([(1 - x) * (1 - y), x * (1 - y), (1 - x) * y, x * y])
-        return weights @ self._corners
+        return bilinear_corner_weights(xy) @ self._corners
 
     def _retarget(self) -> None:
         target = self._blend(self._xy)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nsynth_live.functional.interpolation import bilinear_corner_weights
 from nsynth_live.export.wavetable import (
     DEFAULT_TABLE_PEAK,
     MAX_WAVETABLE_FRAMES,
@@ -149,9 +150,7 @@ def bilinear_embeddings(corner_embeddings, path_xy) -> np.ndarray:
         )
     xy = np.asarray(path_xy, dtype=np.float64)
     _check_path(xy)
-    x, y = xy[:, :1], xy[:, 1:]
-    weights = np.concatenate([(1 - x) * (1 - y), x * (1 - y), (1 - x) * y, x * y], axis=1)  # (points, 4)
-    return (weights @ corners).astype(np.float32)
+    return (bilinear_corner_weights(xy) @ corners).astype(np.float32)
 
 
 def render_notes(
