@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
+from nsynth_live.models.configs import config_from_dict
 from nsynth_live.constants import NSYNTH_NOTE_SAMPLES, NSYNTH_SAMPLE_RATE, NSYNTH_VELOCITIES
 
 
@@ -81,8 +82,6 @@ class SingConfig:
             raise ValueError(f"pad_samples ({self.pad_samples}) must be a multiple of the hop")
         if list(self.velocities) != sorted(set(self.velocities)) or len(self.velocities) < 2:
             raise ValueError(f"velocities must be >= 2 increasing values, got {self.velocities}")
-        if self.velocity_dims and len(self.velocities) < 2:
-            raise ValueError("velocity table needs at least two rows")
 
     # Derived lengths (SING section 3.1; ../shared/reference/sing.md "Lengths").
     @property
@@ -127,14 +126,7 @@ class SingConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "SingConfig":
         """Rebuild a config; unknown keys raise ValueError naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown SingConfig field(s) {unknown}; known: {sorted(known)}")
-        data = dict(data)
-        if "velocities" in data:
-            data["velocities"] = tuple(data["velocities"])
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
 # The paper's sizes: decoder 42.5 M, LSTM 21.1 M parameters (SING section 3; reference sing.md).

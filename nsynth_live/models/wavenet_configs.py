@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from nsynth_live.models.configs import config_from_dict
 from nsynth_live.constants import NSYNTH_SAMPLE_RATE
 from nsynth_live.functional.mu_law import MU_LAW_CLASSES
 
@@ -105,11 +106,7 @@ class WaveNetAutoencoderConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "WaveNetAutoencoderConfig":
         """Build from :meth:`to_dict` output; unknown keys raise ``ValueError`` naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown WaveNet config keys {unknown}; valid keys are {sorted(known)}")
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 #: Named sizes. ``magenta`` is h512_bo16 (loads the released checkpoint); ``small`` trains on a CPU;

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nsynth_live.models.configs import config_from_dict
 from nsynth_live.functional.pitch import NoStablePitchError, estimate_f0_hz
 from nsynth_live.data.nsynth import NSynthDataset
 from nsynth_live.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -117,9 +118,7 @@ class WaveNetTrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "WaveNetTrainConfig":
-        values = dict(values)
-        values["learning_rate_schedule"] = tuple(tuple(pair) for pair in values["learning_rate_schedule"])
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 def holdout_split(note_strs, *, holdout_fraction: float, seed: int) -> tuple[list[str], list[str]]:

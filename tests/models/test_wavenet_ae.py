@@ -136,7 +136,7 @@ def test_config_validation():
         WaveNetAutoencoderConfig(residual_channels=0)
     with pytest.raises(ValueError, match="256"):
         WaveNetAutoencoderConfig(quantization_channels=65536)
-    with pytest.raises(ValueError, match="unknown WaveNet config keys"):
+    with pytest.raises(ValueError, match=r"unknown WaveNetAutoencoderConfig field\(s\) \['width'\]"):
         WaveNetAutoencoderConfig.from_dict({"width": 3})
     with pytest.raises(KeyError, match="choose one of"):
         get_wavenet_config("huge")
