@@ -541,7 +541,7 @@ def _run(args: argparse.Namespace, stop: _StopRequest) -> dict:
     except AudioDeviceError as error:
         if args.play is not None and args.audio_device is None:
             out_path = args.record or unused_output_path(DEFAULT_OFFLINE_DIR, args.play.stem)
-            print(f"nsynth-live: no usable audio output device ({str(error).splitlines()[0]}).", flush=True)
+            print(f"nsynth-live: no usable audio output device: {str(error).splitlines()[0]}", flush=True)
             print(f"nsynth-live: rendering offline instead; the result will be in {out_path}", flush=True)
             return run_offline(setup, out_path, reason="no audio device")
         raise AppError(str(error), EXIT_RUNTIME) from error
