@@ -43,6 +43,10 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
     parser.add_argument("--holdout-fraction", type=float, default=0.02)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--instruments", default="",
+                        help="comma-separated instrument_str values to train on (default: every note)")
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                        help="bfloat16: autocast forward/backward (about 2x faster on CPUs with AVX512-BF16/AMX)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--evaluate", type=int, default=4, help="held-out notes to reconstruct (0: none)")
@@ -58,6 +62,7 @@ def main(argv=None) -> int:
             model=args.model, batch_size=args.batch_size, crop_samples=args.crop_samples,
             learning_rate_scale=args.lr_scale, max_steps=args.max_steps, checkpoint_every_steps=args.checkpoint_every,
             holdout_fraction=args.holdout_fraction, seed=args.seed,
+            instruments=tuple(i for i in args.instruments.split(",") if i), precision=args.precision,
         )
         if not args.evaluate_only:
             result = train_wavenet(args.dataset, args.run_dir, config=config, device=args.device,

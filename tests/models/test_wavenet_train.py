@@ -8,7 +8,7 @@ from nsynth_live.data.nsynth import NSynthDataset
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
 from nsynth_live.train.wavenet import (
     LOG_FILE, MODEL_FILE, TRAIN_STATE_FILE, WaveNetTrainConfig, evaluate_reconstructions,
-    holdout_split, train_wavenet,
+    holdout_split, select_notes, train_wavenet,
 )
 from tests.nsynth_fixtures import harmonic_note, write_tiny_dataset
 
@@ -75,6 +75,38 @@ def test_training_lowers_the_loss_and_resumes_exactly(dataset_root, tmp_path):
 
     with pytest.raises(ValueError, match="another training config"):
         train_wavenet(dataset_root, tmp_path / "b", config=_config(batch_size=3), progress=False)
+
+
+def test_instrument_filter_trains_on_those_instruments_only(dataset_root, tmp_path):
+    dataset = NSynthDataset(dataset_root)
+    organ = "organ_electronic_001"
+    assert organ in dataset.instruments() and len(dataset.instruments()) == 2
+    picked = select_notes(dataset, (organ,))
+    assert picked and all(dataset.note(n).instrument_str == organ for n in picked)
+    assert len(picked) == len(dataset) // 2
+    assert select_notes(dataset) == [n.note_str for n in dataset]
+    with pytest.raises(ValueError, match="not in .* it has"):
+        select_notes(dataset, ("brass_acoustic_009",))
+
+    config = _config(instruments=(organ,), max_steps=2)
+    train_wavenet(dataset_root, tmp_path / "r", config=config, progress=False)
+    from nsynth_live.models.checkpoint import load_checkpoint
+
+    extra = load_checkpoint(tmp_path / "r" / TRAIN_STATE_FILE, model="wavenet_autoencoder")["extra"]
+    assert extra["held_out_notes"] and all(n.startswith(organ) for n in extra["held_out_notes"])
+    assert WaveNetTrainConfig.from_dict(extra["train_config"]).instruments == (organ,)
+
+
+def test_bfloat16_autocast_training_runs_and_lowers_the_loss(dataset_root, tmp_path):
+    with pytest.raises(ValueError, match="precision must be one of"):
+        _config(precision="float16x")
+    result = train_wavenet(dataset_root, tmp_path / "r", config=_config(precision="bfloat16", max_steps=8),
+                           progress=False)
+    losses = [loss for _, loss in result.losses]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    # weights stay float32: the checkpoint is the same format as a float32 run's
+    model = WaveNetAutoencoder.load(tmp_path / "r" / MODEL_FILE)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
 def test_wall_clock_limit_stops_after_checkpointing(dataset_root, tmp_path):
