@@ -1,7 +1,10 @@
 """Speed of batched WaveNet generation with the Magenta-size (h512_bo16) decoder.
 
 Prints, per device / dtype / batch: milliseconds per step, samples per second, seconds of 16 kHz
-audio per second of compute, and achieved FLOP/s (on GPU also the fraction of the GPU's peak).
+audio per second of compute, and achieved FLOP/s (on GPU also the fraction of the GPU's peak). Each
+row also measures one matmul of a dilated layer's step shape (batch x 1536 x 1024 for h512_bo16) on its
+own: "ceiling s/s" is the audio seconds per second that rate would give if the whole step ran at it,
+the most this machine can reach for the row without fewer FLOPs (another model or lower precision).
 One step = the full decoder for one sample of every voice + Gumbel-max sampling + feedback, as in
 ``WaveNetGenerator.generate_codes`` (CUDA graph on GPU). Weights are random: speed does not
 depend on them.
@@ -56,6 +59,27 @@ def time_steps(generator: WaveNetGenerator, batch_size: int, steps: int, warmup:
         return (time.perf_counter() - start) / steps
 
 
+def gemm_flops_per_second(batch_size: int, in_features: int, out_features: int, dtype: torch.dtype,
+                          device: torch.device, repeats: int = 20) -> float:
+    """Measured FLOP/s of one ``(batch, in) x (in, out)`` matmul, the shape of a dilated layer's step.
+
+    The decoder step is 30 such products plus smaller ones, so ``this rate / FLOP per sample`` is
+    the most a step can reach on this machine: the row's ceiling.
+    """
+    a = torch.randn(batch_size, in_features, dtype=dtype, device=device)
+    b = torch.randn(in_features, out_features, dtype=dtype, device=device)
+    for _ in range(3):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2.0 * batch_size * in_features * out_features * repeats / (time.perf_counter() - start)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="WaveNet generation speed (Magenta-size decoder)")
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
@@ -89,8 +113,10 @@ def main(argv=None) -> None:
         where = f"CPU, {torch.get_num_threads()} threads"
     print(f"# WaveNet generation, Magenta h512_bo16 decoder, {where}")
     print(f"# {flops_per_sample / 1e6:.1f} MFLOP per sample per voice (2 x MACs), {steps} timed steps per row")
-    header = f"{'device':6} {'dtype':9} {'batch':>6} {'ms/step':>9} {'samples/s':>11} {'audio s/s':>10} {'TFLOP/s':>8}"
+    header = (f"{'device':6} {'dtype':9} {'batch':>6} {'ms/step':>9} {'samples/s':>11} {'audio s/s':>10} {'TFLOP/s':>8}"
+              f" {'GEMM TFLOP/s':>12} {'ceiling s/s':>11}")
     print(header + ("  % peak" if peak else ""))
+    taps_in = config.decoder_kernel_size * config.residual_channels
     for dtype_name in dtypes:
         generator = WaveNetGenerator(model.decoder, device=device, dtype=getattr(torch, dtype_name))
         for batch in batches:
@@ -102,8 +128,11 @@ def main(argv=None) -> None:
                 break
             samples_per_second = batch / seconds
             achieved = samples_per_second * flops_per_sample
+            gemm = gemm_flops_per_second(batch, taps_in, 2 * config.residual_channels, generator.dtype, device)
+            ceiling = gemm / flops_per_sample / config.sample_rate
             line = (f"{device.type:6} {dtype_name:9} {batch:>6} {seconds * 1e3:>9.2f} {samples_per_second:>11.0f} "
-                    f"{samples_per_second / config.sample_rate:>10.3f} {achieved / 1e12:>8.3f}")
+                    f"{samples_per_second / config.sample_rate:>10.3f} {achieved / 1e12:>8.3f}"
+                    f" {gemm / 1e12:>12.3f} {ceiling:>11.3f}")
             if peak:
                 line += f"  {100 * achieved / peak:6.1f}"
             print(line, flush=True)
