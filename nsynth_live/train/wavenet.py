@@ -145,6 +145,18 @@ def holdout_split(note_strs, *, holdout_fraction: float, seed: int) -> tuple[lis
     return train, held
 
 
+# Settings that may change when a run resumes: how long it runs and its learning rate (every logged
+# step records the rate it used, in log.jsonl). Everything else must match the saved run.
+RESUMABLE_CHANGES = ("max_steps", "learning_rate_schedule", "learning_rate_scale")
+
+
+def _identity(config: "WaveNetTrainConfig") -> dict:
+    values = config.to_dict()
+    for name in RESUMABLE_CHANGES:
+        values.pop(name)
+    return values
+
+
 def select_notes(dataset: NSynthDataset, instruments=()) -> list[str]:
     """Note names of ``dataset`` whose ``instrument_str`` is in ``instruments`` (all notes if empty).
 
@@ -223,8 +235,9 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
     dataset_root : path
         NSynth json/wav folder (``examples.json`` + ``audio/``).
     run_dir : path
-        Run folder; if it holds ``train_state.pt`` training resumes from it (and its config is
-        used: a different ``config`` other than ``max_steps`` raises).
+        Run folder; if it holds ``train_state.pt`` training resumes from it. The step count and
+        the learning rate may change on resume (``RESUMABLE_CHANGES``); a ``config`` that differs
+        in anything else raises.
     config : WaveNetTrainConfig
     device : str or torch.device
     max_wall_seconds : float, optional
@@ -259,7 +272,7 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
         payload = load_checkpoint(state_path, model=WAVENET_MODEL_NAME)
         extra = payload["extra"]
         saved = WaveNetTrainConfig.from_dict(extra["train_config"])
-        if {**saved.to_dict(), "max_steps": 0} != {**config.to_dict(), "max_steps": 0}:
+        if _identity(saved) != _identity(config):
             raise ValueError(
                 f"{state_path} was written with another training config {saved}; use a new --run-dir or the same settings"
             )

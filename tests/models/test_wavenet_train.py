@@ -75,6 +75,16 @@ def test_training_lowers_the_loss_and_resumes_exactly(dataset_root, tmp_path):
 
     with pytest.raises(ValueError, match="another training config"):
         train_wavenet(dataset_root, tmp_path / "b", config=_config(batch_size=3), progress=False)
+    # the learning rate may change on resume (and is logged per step); the data may not
+    lowered = train_wavenet(dataset_root, tmp_path / "b", config=_config(max_steps=7, learning_rate_scale=2.0),
+                            progress=False)
+    assert lowered.step == 7
+    logged = [json.loads(line) for line in (tmp_path / "b" / LOG_FILE).read_text().splitlines()]
+    assert logged[-1]["step"] == 7 and logged[-1]["learning_rate"] == pytest.approx(4e-4)
+    assert logged[-2]["learning_rate"] == pytest.approx(2e-3)
+    with pytest.raises(ValueError, match="another training config"):
+        train_wavenet(dataset_root, tmp_path / "b", config=_config(max_steps=8, instruments=("organ_electronic_001",)),
+                      progress=False)
 
 
 def test_instrument_filter_trains_on_those_instruments_only(dataset_root, tmp_path):
