@@ -96,13 +96,15 @@ def main(argv=None) -> int:
                 "format_version": 1,
                 "notes": results,
                 "median_abs_pitch_error_cents": float(np.median(finite)) if finite else None,
-                "unpitched_reconstructions": len(errors) - len(finite),
+                "within_50_cents": sum(e <= 50 for e in finite),
+                "unpitched_reconstructions": sum(not math.isfinite(r["f0_reconstruction_hz"]) for r in results),
                 "mean_spectral_distance": float(np.mean([r["spectral_distance"] for r in results])),
                 "mean_log_spectral_distance_db": float(np.mean([r["log_spectral_distance_db"] for r in results])),
                 "mean_log_spectral_distance_db_noise": float(np.mean([r["log_spectral_distance_db_noise"] for r in results])),
             }
             write_json_atomic(run_dir / "eval.json", json.loads(json.dumps(summary, default=float)))
-            print(f"median |pitch error| {summary['median_abs_pitch_error_cents']} cents "
+            print(f"median |pitch error| {summary['median_abs_pitch_error_cents']} cents vs the originals' f0; "
+                  f"{summary['within_50_cents']} of {len(results)} within 50 cents "
                   f"({summary['unpitched_reconstructions']} unpitched), mean log-spectral distance "
                   f"{summary['mean_log_spectral_distance_db']:.1f} dB (noise of equal RMS: "
                   f"{summary['mean_log_spectral_distance_db_noise']:.1f} dB)")

@@ -113,10 +113,13 @@ class WaveNetAutoencoderConfig:
 #: ``tiny`` is for tests.
 WAVENET_CONFIGS: dict[str, WaveNetAutoencoderConfig] = {
     "magenta": WaveNetAutoencoderConfig(),
-    # 0.28 M parameters, receptive field 4095 samples: ~1 s per 4 x 6144-sample step on one CPU core
+    # 0.23 M parameters. Decoder: 2 cycles of dilations 1..128, receptive field 1023 samples (4 periods
+    # of MIDI 36), so 2048-sample crops train every tap on real audio and give the encoder 3x as many
+    # crop starts per sample (where only the embedding tells the decoder the pitch) as Magenta's 6144.
+    # ~0.5 s per 24 x 2048-sample step with bf16 autocast on 2 CPU cores.
     "small": WaveNetAutoencoderConfig(
         encoder_channels=32, encoder_layers=10, encoder_dilation_cycle=10,
-        residual_channels=32, skip_channels=64, decoder_layers=20, decoder_dilation_cycle=10,
+        residual_channels=32, skip_channels=64, decoder_layers=16, decoder_dilation_cycle=8,
     ),
     "tiny": WaveNetAutoencoderConfig(
         hop_length_samples=16, bottleneck_dims=4,

@@ -136,6 +136,11 @@ def test_evaluate_reconstructions_reports_measures(dataset_root):
     for r in results:
         assert r["audio"].shape == (4000,)
         assert abs(r["original_pitch_error_cents"]) < 5  # the fixture notes are in tune
+        if np.isfinite(r["f0_reconstruction_hz"]):  # errors are against the original's f0 and the MIDI pitch
+            assert r["pitch_error_cents"] == pytest.approx(1200 * np.log2(r["f0_reconstruction_hz"] / r["f0_original_hz"]))
+            assert np.isfinite(r["pitch_error_vs_midi_cents"])
+        else:
+            assert np.isnan(r["pitch_error_cents"]) and np.isnan(r["pitch_error_vs_midi_cents"])
         assert r["spectral_distance"] > 0 and r["spectral_distance_silence"] > 0
 
 
