@@ -111,6 +111,9 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: the run is checkpointed in {args.run_dir}; the same command resumes it", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -14,8 +14,11 @@ The run folder holds ``train_state.pt`` (model + optimizer + step + RNG, written
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -157,6 +160,25 @@ def _identity(config: "WaveNetTrainConfig") -> dict:
     return values
 
 
+@contextlib.contextmanager
+def sigterm_raises_keyboard_interrupt():
+    """Within the block, SIGTERM (a plain ``kill``, a job scheduler stopping the job) raises
+    ``KeyboardInterrupt`` in the main thread, so ``finally`` blocks run (the trainer checkpoints).
+    Outside the main thread it does nothing (Python delivers signals to the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def select_notes(dataset: NSynthDataset, instruments=()) -> list[str]:
     """Note names of ``dataset`` whose ``instrument_str`` is in ``instruments`` (all notes if empty).
 
@@ -241,7 +263,8 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
     config : WaveNetTrainConfig
     device : str or torch.device
     max_wall_seconds : float, optional
-        Stop (after checkpointing) once this much wall time has passed in this call.
+        Stop (after checkpointing) once this much wall time has passed in this call. Ctrl-C and
+        SIGTERM also checkpoint before ``KeyboardInterrupt`` propagates.
     progress : bool
         Show a tqdm bar.
 
@@ -304,7 +327,7 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
     bar = tqdm(total=config.max_steps, initial=step, desc="wavenet train", unit="step", disable=not progress)
     running = None
     try:
-        with open(run_dir / LOG_FILE, "a") as log:
+        with sigterm_raises_keyboard_interrupt(), open(run_dir / LOG_FILE, "a") as log:
             while step < config.max_steps:
                 if max_wall_seconds is not None and time.monotonic() - start_time > max_wall_seconds:
                     result.stopped_by = "max_wall_seconds"
@@ -335,7 +358,7 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
                     checkpoint()
     finally:
         bar.close()
-        checkpoint()  # also on KeyboardInterrupt / errors: nothing finished is lost
+        checkpoint()  # also on Ctrl-C, SIGTERM and errors: nothing finished is lost
     result.step = step
     result.seconds = time.monotonic() - start_time
     return result

@@ -163,6 +163,47 @@ def test_train_cli_trains_resumes_and_evaluates(dataset_root, tmp_path, capsys):
     assert main([str(tmp_path / "missing"), "--run-dir", str(tmp_path / "r2"), "--no-progress"]) == 2
 
 
+def test_sigterm_checkpoints_the_run_and_the_same_command_resumes(dataset_root, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from nsynth_live.models.checkpoint import load_checkpoint
+
+    repo = Path(__file__).resolve().parents[2]
+    run_dir = tmp_path / "run"
+    command = [sys.executable, str(repo / "export" / "train_wavenet.py"), str(dataset_root), "--run-dir", str(run_dir),
+               "--model", "tiny", "--batch-size", "2", "--crop-samples", "256", "--max-steps", "1000000",
+               "--checkpoint-every", "1000000", "--holdout-fraction", "0.25", "--evaluate", "0", "--device", "cpu",
+               "--threads", "1", "--no-progress"]
+    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((run_dir / LOG_FILE).exists() and (run_dir / LOG_FILE).read_text().count("\n") >= 2):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "training logged nothing in 120 s"
+            time.sleep(0.05)
+        assert not (run_dir / TRAIN_STATE_FILE).exists()  # no periodic checkpoint yet: the next one is SIGTERM's
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    assert "the same command resumes it" in err
+    saved = load_checkpoint(run_dir / TRAIN_STATE_FILE, model="wavenet_autoencoder")["extra"]["step"]
+    logged = [json.loads(line)["step"] for line in (run_dir / LOG_FILE).read_text().splitlines()]
+    assert saved >= logged[-1] >= 20  # every step it logged is in the checkpoint
+
+    resumed = subprocess.run([*command[:command.index("--max-steps") + 1], str(saved + 3),
+                              *command[command.index("--max-steps") + 2:]],
+                             cwd=repo, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"trained to step {saved + 3}" in resumed.stdout
+
+
 def test_log_spectral_distance(rng):
     from nsynth_live.train.wavenet import log_spectral_distance_db
 
