@@ -39,6 +39,20 @@ def decoder_flops_per_sample(config) -> float:
     return 2.0 * macs
 
 
+def seconds_per_call(fn, *, repeats: int, warmup: int, device: torch.device) -> float:
+    """Mean wall seconds of ``fn()`` over ``repeats`` calls after ``warmup`` calls (CUDA synchronised)."""
+    for _ in range(warmup):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
 def time_steps(generator: WaveNetGenerator, batch_size: int, steps: int, warmup: int) -> float:
     """Seconds per step, averaged over ``steps`` after ``warmup`` steps."""
     with torch.inference_mode():
@@ -47,16 +61,7 @@ def time_steps(generator: WaveNetGenerator, batch_size: int, steps: int, warmup:
         uniform = torch.rand(batch_size, generator.config.quantization_channels, device=generator.device)
         step = generator._make_step(state, uniform, 1.0, encoding)
         generator.set_frame_encoding(state, encoding)
-        for _ in range(warmup):
-            step()
-        if generator.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        if generator.device.type == "cuda":
-            torch.cuda.synchronize()
-        return (time.perf_counter() - start) / steps
+        return seconds_per_call(step, repeats=steps, warmup=warmup, device=generator.device)
 
 
 def gemm_flops_per_second(batch_size: int, in_features: int, out_features: int, dtype: torch.dtype,
@@ -68,16 +73,8 @@ def gemm_flops_per_second(batch_size: int, in_features: int, out_features: int, 
     """
     a = torch.randn(batch_size, in_features, dtype=dtype, device=device)
     b = torch.randn(in_features, out_features, dtype=dtype, device=device)
-    for _ in range(3):
-        a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return 2.0 * batch_size * in_features * out_features * repeats / (time.perf_counter() - start)
+    seconds = seconds_per_call(lambda: a @ b, repeats=repeats, warmup=3, device=device)
+    return 2.0 * batch_size * in_features * out_features / seconds
 
 
 def main(argv=None) -> None:
