@@ -148,9 +148,11 @@ def holdout_split(note_strs, *, holdout_fraction: float, seed: int) -> tuple[lis
     return train, held
 
 
-# Settings that may change when a run resumes: how long it runs and its learning rate (every logged
-# step records the rate it used, in log.jsonl). Everything else must match the saved run.
-RESUMABLE_CHANGES = ("max_steps", "learning_rate_schedule", "learning_rate_scale")
+# Settings that may change when a run resumes: how long it runs, its learning rate (every logged
+# step records the rate it used, in log.jsonl) and how often it checkpoints and logs. Everything
+# else (model, data, crops, batch, seed, precision) must match the saved run.
+RESUMABLE_CHANGES = ("max_steps", "learning_rate_schedule", "learning_rate_scale",
+                     "checkpoint_every_steps", "log_every_steps")
 
 
 def _identity(config: "WaveNetTrainConfig") -> dict:
@@ -158,6 +160,12 @@ def _identity(config: "WaveNetTrainConfig") -> dict:
     for name in RESUMABLE_CHANGES:
         values.pop(name)
     return values
+
+
+def _identity_differences(saved: "WaveNetTrainConfig", now: "WaveNetTrainConfig") -> list[str]:
+    """``"name: saved X, now Y"`` for each setting outside ``RESUMABLE_CHANGES`` that differs."""
+    a, b = _identity(saved), _identity(now)
+    return [f"{name}: saved {a[name]!r}, now {b.get(name)!r}" for name in a if a[name] != b.get(name)]
 
 
 @contextlib.contextmanager
@@ -295,9 +303,11 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
         payload = load_checkpoint(state_path, model=WAVENET_MODEL_NAME)
         extra = payload["extra"]
         saved = WaveNetTrainConfig.from_dict(extra["train_config"])
-        if _identity(saved) != _identity(config):
+        differences = _identity_differences(saved, config)
+        if differences:
             raise ValueError(
-                f"{state_path} was written with another training config {saved}; use a new --run-dir or the same settings"
+                f"{state_path} was written with another training config ({'; '.join(differences)}); "
+                "use a new --run-dir or the same settings"
             )
         load_state_dict_checked(model, payload["state_dict"])
         optimizer.load_state_dict(extra["optimizer"])

@@ -73,10 +73,12 @@ def test_training_lowers_the_loss_and_resumes_exactly(dataset_root, tmp_path):
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
 
-    with pytest.raises(ValueError, match="another training config"):
+    with pytest.raises(ValueError, match=r"another training config \(batch_size: saved 2, now 3\)"):
         train_wavenet(dataset_root, tmp_path / "b", config=_config(batch_size=3), progress=False)
-    # the learning rate may change on resume (and is logged per step); the data may not
-    lowered = train_wavenet(dataset_root, tmp_path / "b", config=_config(max_steps=7, learning_rate_scale=2.0),
+    # the learning rate and the checkpoint/log cadence may change on resume (the rate is logged per
+    # step); the data may not
+    lowered = train_wavenet(dataset_root, tmp_path / "b",
+                            config=_config(max_steps=7, learning_rate_scale=2.0, checkpoint_every_steps=5),
                             progress=False)
     assert lowered.step == 7
     logged = [json.loads(line) for line in (tmp_path / "b" / LOG_FILE).read_text().splitlines()]
