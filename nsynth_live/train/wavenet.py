@@ -4,17 +4,23 @@ Recipe (Magenta ``wavenet/train.py`` and ``wavenet/h512_bo16.py``, NSynth paper 
 random 6144-sample crops of whole notes, mean softmax cross-entropy over the 256 mu-law classes,
 Adam (epsilon 1e-8) with Magenta's piecewise-constant learning-rate schedule (2e-4 until step
 90k, then 1.33e-4, 6e-5, 4e-5, 2e-5, 6e-6, 2e-6 at 120k, 150k, 180k, 210k, 240k). Magenta trained at
-batch 32 over 32 GPUs for 200k steps and kept an EMA of the weights that its generator did not use:
-we keep none. ``learning_rate_scale`` multiplies the schedule (1.0 = Magenta's).
+batch 32 over 32 GPUs for 200k steps. ``learning_rate_scale`` multiplies the schedule (1.0 =
+Magenta's). Like Magenta's ``train.py`` (``ExponentialMovingAverage(decay=0.9999,
+num_updates=global_step)``) we keep an exponential moving average of the weights, with TensorFlow's
+warm-up: the decay at step ``n`` is ``min(ema_decay, (1 + n) / (10 + n))``. Magenta's generator
+restored the raw weights; ours generate from the average by default (``model.pt``), which smooths
+the step-to-step noise of a short, small-batch CPU run; the raw ones stay in ``train_state.pt``.
 
-The run folder holds ``train_state.pt`` (model + optimizer + step + RNG, written atomically every
-``checkpoint_every_steps`` and on interrupt: a killed run resumes where it stopped), ``model.pt``
-(inference checkpoint) and ``log.jsonl`` (one JSON line per logged step).
+The run folder holds ``train_state.pt`` (raw and averaged model + optimizer + step + RNG, written
+atomically every ``checkpoint_every_steps`` and on interrupt: a killed run resumes where it
+stopped), ``model.pt`` (inference checkpoint, averaged weights) and ``log.jsonl`` (one JSON line
+per logged step).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import signal
@@ -35,6 +41,7 @@ from nsynth_live.models.wavenet_configs import WAVENET_CONFIGS, get_wavenet_conf
 
 MAGENTA_CROP_SAMPLES = 6144  # samples, h512_bo16 get_batch(length=6144)
 MAGENTA_ADAM_EPSILON = 1e-8  # wavenet/train.py AdamOptimizer(lr, epsilon=1e-8)
+MAGENTA_EMA_DECAY = 0.9999  # wavenet/train.py ExponentialMovingAverage(decay=0.9999, num_updates=global_step)
 # (first step, learning rate) pairs, h512_bo16 Config.learning_rate_schedule
 MAGENTA_LEARNING_RATE_SCHEDULE = (
     (0, 2e-4), (90_000, 4e-4 / 3), (120_000, 6e-5), (150_000, 4e-5),
@@ -74,6 +81,9 @@ class WaveNetTrainConfig:
     precision : str
         ``"float32"``, or ``"bfloat16"``: forward and backward under ``torch.autocast`` (weights,
         optimizer and loss stay float32; 1.7x faster per step, measured on an AVX512-BF16 CPU).
+    ema_decay : float
+        In ``[0, 1)``: decay of the moving average of the weights (:func:`ema_decay_at`); 0 makes
+        the average equal to the raw weights.
     """
 
     model: str = "small"
@@ -89,6 +99,7 @@ class WaveNetTrainConfig:
     seed: int = 0
     instruments: tuple = ()
     precision: str = "float32"
+    ema_decay: float = MAGENTA_EMA_DECAY
 
     def __post_init__(self):
         if self.model not in WAVENET_CONFIGS:
@@ -116,6 +127,8 @@ class WaveNetTrainConfig:
         object.__setattr__(self, "instruments", tuple(sorted({str(i) for i in self.instruments})))
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
     def learning_rate(self, step: int) -> float:
         """Learning rate of a step: the last schedule entry whose first step is ``<= step``, scaled."""
@@ -152,7 +165,7 @@ def holdout_split(note_strs, *, holdout_fraction: float, seed: int) -> tuple[lis
 # step records the rate it used, in log.jsonl) and how often it checkpoints and logs. Everything
 # else (model, data, crops, batch, seed, precision) must match the saved run.
 RESUMABLE_CHANGES = ("max_steps", "learning_rate_schedule", "learning_rate_scale",
-                     "checkpoint_every_steps", "log_every_steps")
+                     "checkpoint_every_steps", "log_every_steps", "ema_decay")
 
 
 def _identity(config: "WaveNetTrainConfig") -> dict:
@@ -166,6 +179,27 @@ def _identity_differences(saved: "WaveNetTrainConfig", now: "WaveNetTrainConfig"
     """``"name: saved X, now Y"`` for each setting outside ``RESUMABLE_CHANGES`` that differs."""
     a, b = _identity(saved), _identity(now)
     return [f"{name}: saved {a[name]!r}, now {b.get(name)!r}" for name in a if a[name] != b.get(name)]
+
+
+def ema_decay_at(ema_decay: float, step: int) -> float:
+    """Decay of the weight average after ``step`` updates: ``min(ema_decay, (1 + step) / (10 + step))``.
+
+    Source: TensorFlow ``tf.train.ExponentialMovingAverage(decay, num_updates)``, as Magenta's
+    ``wavenet/train.py`` uses it (the warm-up lets the average follow the early, fast-moving weights).
+    """
+    return min(float(ema_decay), (1.0 + step) / (10.0 + step))
+
+
+def update_ema_(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``average <- decay * average + (1 - decay) * model``, parameter by parameter, in place.
+
+    Both modules must have the same parameters (float tensors of the same shapes); buffers are copied.
+    """
+    with torch.no_grad():
+        for mean, value in zip(average.parameters(), model.parameters()):
+            mean.lerp_(value.detach(), 1.0 - decay)
+        for mean, value in zip(average.buffers(), model.buffers()):
+            mean.copy_(value)
 
 
 @contextlib.contextmanager
@@ -313,10 +347,14 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
         optimizer.load_state_dict(extra["optimizer"])
         torch_generator.set_state(extra["crop_rng"])
         step = int(extra["step"])
+    average = copy.deepcopy(model)  # runs saved before the average existed start it from their weights
+    if state_path.exists() and "ema_state_dict" in extra:
+        load_state_dict_checked(average, extra["ema_state_dict"])
     train_notes, held_out = holdout_split(select_notes(dataset, config.instruments),
                                           holdout_fraction=config.holdout_fraction, seed=config.seed)
     sampler = CropSampler(dataset, train_notes, crop_samples=config.crop_samples, generator=torch_generator)
     model.to(device).train()
+    average.to(device).eval().requires_grad_(False)
     for group_state in optimizer.state.values():
         for key, value in group_state.items():
             if isinstance(value, torch.Tensor) and key != "step":
@@ -325,11 +363,12 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
     def checkpoint():
         extra = {"train_config": config.to_dict(), "optimizer": optimizer.state_dict(), "step": step,
                  "crop_rng": torch_generator.get_state(), "held_out_notes": held_out,
-                 "dataset": str(dataset_root)}
+                 "dataset": str(dataset_root), "ema_state_dict": average.state_dict()}
         save_checkpoint(state_path, model=WAVENET_MODEL_NAME, config=model.config.to_dict(),
                         state_dict=model.state_dict(), sample_rate=model.config.sample_rate,
                         hop_length_samples=model.config.hop_length_samples, extra=extra)
-        model.save(run_dir / MODEL_FILE, extra={"step": step, "held_out_notes": held_out})
+        average.save(run_dir / MODEL_FILE, extra={"step": step, "held_out_notes": held_out, "weights": "ema",
+                                                  "ema_decay": config.ema_decay})
 
     autocast_dtype = PRECISIONS[config.precision]
     result = TrainResult(step=step)
@@ -352,6 +391,7 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
                 loss.backward()
                 optimizer.step()
                 step += 1
+                update_ema_(average, model, ema_decay_at(config.ema_decay, step))
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     raise FloatingPointError(f"loss became {value} at step {step}; lower learning_rate_scale")
@@ -493,9 +533,29 @@ def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, 
     return results
 
 
-def load_trained_model(run_dir) -> WaveNetAutoencoder:
-    """The inference checkpoint of a run folder (``model.pt``)."""
-    path = Path(run_dir) / MODEL_FILE
+TRAINED_WEIGHTS = ("ema", "raw")
+
+
+def load_trained_model(run_dir, weights: str = "ema") -> WaveNetAutoencoder:
+    """The trained model of a run folder.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+    weights : str
+        ``"ema"``: the moving average of the weights (``model.pt``, what decoding uses);
+        ``"raw"``: the optimizer's latest weights (from ``train_state.pt``).
+
+    Raises
+    ------
+    CheckpointError
+        If the file does not exist (the message says to train first) or is not a WaveNet checkpoint.
+    ValueError
+        For another ``weights``.
+    """
+    if weights not in TRAINED_WEIGHTS:
+        raise ValueError(f"weights must be one of {TRAINED_WEIGHTS}, got {weights!r}")
+    path = Path(run_dir) / (MODEL_FILE if weights == "ema" else TRAIN_STATE_FILE)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist: train first (export/train_wavenet.py)")
     return WaveNetAutoencoder.load(path)

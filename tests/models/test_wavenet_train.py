@@ -7,8 +7,8 @@ import torch
 from nsynth_live.data.nsynth import NSynthDataset
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
 from nsynth_live.train.wavenet import (
-    LOG_FILE, MODEL_FILE, TRAIN_STATE_FILE, WaveNetTrainConfig, evaluate_reconstructions,
-    holdout_split, select_notes, train_wavenet,
+    LOG_FILE, MODEL_FILE, TRAIN_STATE_FILE, WaveNetTrainConfig, ema_decay_at, evaluate_reconstructions,
+    holdout_split, load_trained_model, select_notes, train_wavenet, update_ema_,
 )
 from tests.nsynth_fixtures import harmonic_note, write_tiny_dataset
 
@@ -119,6 +119,49 @@ def test_bfloat16_autocast_training_runs_and_lowers_the_loss(dataset_root, tmp_p
     # weights stay float32: the checkpoint is the same format as a float32 run's
     model = WaveNetAutoencoder.load(tmp_path / "r" / MODEL_FILE)
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_ema_decay_warms_up_like_tensorflow_and_averages_in_place():
+    # tf.train.ExponentialMovingAverage(decay, num_updates): min(decay, (1 + n) / (10 + n))
+    assert ema_decay_at(0.9999, 0) == pytest.approx(0.1)
+    assert ema_decay_at(0.9999, 90) == pytest.approx(0.91)
+    assert ema_decay_at(0.9999, 10**6) == 0.9999
+    assert ema_decay_at(0.0, 50) == 0.0
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        _config(ema_decay=1.0)
+    average, model = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = average.weight.detach().clone()
+    update_ema_(average, model, 0.75)
+    torch.testing.assert_close(average.weight, 0.75 * before + 0.25 * model.weight, rtol=0, atol=1e-7)
+
+
+def test_model_file_holds_the_weight_average_and_raw_weights_stay_loadable(dataset_root, tmp_path):
+    train_wavenet(dataset_root, tmp_path / "plain", config=_config(ema_decay=0.0), progress=False)
+    raw = load_trained_model(tmp_path / "plain", weights="raw").state_dict()
+    for name, value in load_trained_model(tmp_path / "plain").state_dict().items():
+        torch.testing.assert_close(value, raw[name], rtol=0, atol=0, msg=name)  # decay 0: average == raw
+
+    train_wavenet(dataset_root, tmp_path / "ema", config=_config(), progress=False)
+    raw = load_trained_model(tmp_path / "ema", weights="raw").state_dict()
+    averaged = load_trained_model(tmp_path / "ema").state_dict()
+    assert any(not torch.equal(averaged[name], raw[name]) for name in raw)
+    with pytest.raises(ValueError, match="weights must be one of"):
+        load_trained_model(tmp_path / "ema", weights="best")
+
+    # a run saved before the average existed resumes, starting the average from its weights
+    from nsynth_live.models.checkpoint import load_checkpoint, save_checkpoint
+
+    train_wavenet(dataset_root, tmp_path / "old", config=_config(max_steps=3), progress=False)
+    state_path = tmp_path / "old" / TRAIN_STATE_FILE
+    payload = load_checkpoint(state_path, model="wavenet_autoencoder")
+    del payload["extra"]["ema_state_dict"]
+    save_checkpoint(state_path, model="wavenet_autoencoder", config=payload["config"],
+                    state_dict=payload["state_dict"], sample_rate=payload["sample_rate"],
+                    hop_length_samples=payload["hop_length_samples"], extra=payload["extra"])
+    assert train_wavenet(dataset_root, tmp_path / "old", config=_config(), progress=False).step == 6
+    raw = load_trained_model(tmp_path / "old", weights="raw").state_dict()
+    averaged = load_trained_model(tmp_path / "old").state_dict()
+    assert any(not torch.equal(averaged[name], raw[name]) for name in raw)
 
 
 def test_wall_clock_limit_stops_after_checkpointing(dataset_root, tmp_path):
