@@ -27,7 +27,8 @@ def main(argv=None) -> int:
     from nsynth_live.models.checkpoint import load_checkpoint
     from nsynth_live.models.wavenet_configs import WAVENET_CONFIGS
     from nsynth_live.train.wavenet import (
-        MAGENTA_CROP_SAMPLES, MAGENTA_EMA_DECAY, TRAIN_STATE_FILE, TRAINED_WEIGHTS, WaveNetTrainConfig, evaluate_reconstructions, load_trained_model,
+        MAGENTA_CROP_SAMPLES, MAGENTA_EMA_DECAY, TRAIN_STATE_FILE, TRAINED_WEIGHTS, WaveNetTrainConfig,
+        teacher_forced_losses, evaluate_reconstructions, load_trained_model,
         train_wavenet,
     )
 
@@ -89,6 +90,11 @@ def main(argv=None) -> int:
             results = evaluate_reconstructions(model, dataset, picks, seed=args.seed,
                                                temperature=args.evaluate_temperature,
                                                duration_seconds=args.evaluate_seconds, progress=not args.no_progress)
+            length = results[0]["audio"].shape[0]
+            losses = None
+            if len(picks) >= 2:  # the same notes and samples, teacher-forced
+                losses = teacher_forced_losses(
+                    model, torch.from_numpy(np.stack([dataset.load_audio(n)[:length] for n in picks])))
             print(f"{'note':36} {'f0 orig':>8} {'f0 rec':>8} {'err cents':>9} {'LSD dB':>7} {'noise':>6} "
                   f"{'rms ratio':>9} {'SING dist':>9}")
             for r in results:
@@ -111,6 +117,7 @@ def main(argv=None) -> int:
                 "mean_spectral_distance": float(np.mean([r["spectral_distance"] for r in results])),
                 "mean_log_spectral_distance_db": float(np.mean([r["log_spectral_distance_db"] for r in results])),
                 "mean_log_spectral_distance_db_noise": float(np.mean([r["log_spectral_distance_db_noise"] for r in results])),
+                "teacher_forced_loss_nats": losses,
             }
             write_json_atomic(run_dir / "eval.json", json.loads(json.dumps(summary, default=float)))
             print(f"median |pitch error| {summary['median_abs_pitch_error_cents']} cents vs the originals' f0; "
@@ -118,6 +125,9 @@ def main(argv=None) -> int:
                   f"({summary['unpitched_reconstructions']} unpitched), mean log-spectral distance "
                   f"{summary['mean_log_spectral_distance_db']:.1f} dB (noise of equal RMS: "
                   f"{summary['mean_log_spectral_distance_db_noise']:.1f} dB)")
+            if losses is not None:
+                print("teacher-forced loss on these notes, nats/sample: "
+                      + ", ".join(f"{name} {value:.3f}" for name, value in losses.items()))
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -533,6 +533,60 @@ def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, 
     return results
 
 
+def teacher_forced_losses(model: WaveNetAutoencoder, audio: torch.Tensor, *, past_shift_samples: int = 8) -> dict:
+    """Teacher-forced cross-entropy of notes, and what it becomes without each of the decoder's inputs.
+
+    The decoder predicts sample ``t`` from the samples before it and the note's embedding; feeding
+    it a broken copy of one of them shows how much it leans on that input.
+
+    Parameters
+    ----------
+    model : WaveNetAutoencoder
+    audio : torch.Tensor, float32, shape (batch >= 2, time), in [-1, 1]
+        ``time`` a positive multiple of the hop.
+    past_shift_samples : int
+        Delay of the past in ``"past_shifted"``.
+
+    Returns
+    -------
+    dict of str -> float
+        Nats per sample: ``"true"`` (the training loss), ``"past_zeroed"`` (the decoder sees silence,
+        the embedding only), ``"past_shifted"`` (the past delayed by ``past_shift_samples``, scored
+        from one receptive field plus the shift on, where no wrapped-around sample is seen), ``"other_notes_embeddings"`` (note ``i`` gets note ``i + 1``'s
+        embedding).
+
+    Raises
+    ------
+    ValueError
+        For fewer than 2 notes, or a length that is not a positive multiple of the hop.
+    """
+    from torch.nn import functional as F
+
+    if audio.ndim != 2 or audio.shape[0] < 2:
+        raise ValueError(f"audio must have shape (batch >= 2, time), got {tuple(audio.shape)}")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            x_scaled, targets = model.quantize(audio)
+            x_scaled = x_scaled.to(model._dtype)
+            encoding = model.encoder(x_scaled)
+
+            def loss(x, en, start=0):
+                return float(F.cross_entropy(model.decoder(x, en)[..., start:], targets[:, start:]))
+
+            return {
+                "true": loss(x_scaled, encoding),
+                "past_zeroed": loss(torch.zeros_like(x_scaled), encoding),
+                "past_shifted": loss(torch.roll(x_scaled, past_shift_samples, dims=1), encoding,
+                                     start=min(model.config.decoder_receptive_field_samples + past_shift_samples,
+                                               x_scaled.shape[1] - 1)),
+                "other_notes_embeddings": loss(x_scaled, torch.roll(encoding, 1, dims=0)),
+            }
+    finally:
+        model.train(was_training)
+
+
 TRAINED_WEIGHTS = ("ema", "raw")
 
 

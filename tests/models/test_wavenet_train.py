@@ -8,7 +8,7 @@ from nsynth_live.data.nsynth import NSynthDataset
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
 from nsynth_live.train.wavenet import (
     LOG_FILE, MODEL_FILE, TRAIN_STATE_FILE, WaveNetTrainConfig, ema_decay_at, evaluate_reconstructions,
-    holdout_split, load_trained_model, select_notes, train_wavenet, update_ema_,
+    holdout_split, load_trained_model, select_notes, teacher_forced_losses, train_wavenet, update_ema_,
 )
 from tests.nsynth_fixtures import harmonic_note, write_tiny_dataset
 
@@ -189,6 +189,25 @@ def test_evaluate_reconstructions_reports_measures(dataset_root):
         assert r["spectral_distance"] > 0 and r["spectral_distance_silence"] > 0
 
 
+def test_teacher_forced_losses_break_one_decoder_input_at_a_time():
+    torch.manual_seed(0)
+    model = WaveNetAutoencoder.from_name("tiny").train()
+    hop = model.config.hop_length_samples
+    note = torch.from_numpy(harmonic_note(57, 100, 0.5, samples=4 * hop)[None])
+    other = torch.from_numpy(harmonic_note(64, 100, 0.5, samples=4 * hop)[None])
+    losses = teacher_forced_losses(model, torch.cat([note, other]))
+    assert set(losses) == {"true", "past_zeroed", "past_shifted", "other_notes_embeddings"}
+    assert model.training  # restored
+    with torch.inference_mode():
+        assert losses["true"] == pytest.approx(float(model.eval().loss(torch.cat([note, other]))), abs=1e-5)
+    assert losses["other_notes_embeddings"] != pytest.approx(losses["true"], abs=1e-6)
+    # two copies of one note: swapping their embeddings changes nothing
+    same = teacher_forced_losses(model, torch.cat([note, note]))
+    assert same["other_notes_embeddings"] == pytest.approx(same["true"], abs=1e-6)
+    with pytest.raises(ValueError, match="batch >= 2"):
+        teacher_forced_losses(model, note)
+
+
 def test_train_cli_trains_resumes_and_evaluates(dataset_root, tmp_path, capsys):
     import runpy
     from pathlib import Path
@@ -202,6 +221,8 @@ def test_train_cli_trains_resumes_and_evaluates(dataset_root, tmp_path, capsys):
     assert "trained to step 2" in out and "median |pitch error|" in out
     summary = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert summary["format_version"] == 1 and len(summary["notes"]) == 1
+    assert summary["step"] == 2 and summary["weights"] == "ema" and summary["temperature"] == 1.0
+    assert summary["teacher_forced_loss_nats"] is None  # one note: no other note's embedding to swap in
     assert len(list((tmp_path / "run" / "reconstructions").glob("*.wav"))) == 1
     assert main(args[:-5] + ["--max-steps", "3", "--evaluate", "0", "--no-progress"]) == 0
     assert "trained to step 3" in capsys.readouterr().out
