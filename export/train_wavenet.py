@@ -28,8 +28,7 @@ def main(argv=None) -> int:
     from nsynth_live.models.wavenet_configs import WAVENET_CONFIGS
     from nsynth_live.train.wavenet import (
         MAGENTA_CROP_SAMPLES, MAGENTA_EMA_DECAY, TRAIN_STATE_FILE, TRAINED_WEIGHTS, WaveNetTrainConfig,
-        teacher_forced_losses, evaluate_reconstructions, load_trained_model,
-        train_wavenet,
+        evaluate_reconstructions, load_trained_model, teacher_forced_losses, train_wavenet,
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

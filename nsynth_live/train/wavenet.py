@@ -550,10 +550,11 @@ def teacher_forced_losses(model: WaveNetAutoencoder, audio: torch.Tensor, *, pas
     Returns
     -------
     dict of str -> float
-        Nats per sample: ``"true"`` (the training loss), ``"past_zeroed"`` (the decoder sees silence,
-        the embedding only), ``"past_shifted"`` (the past delayed by ``past_shift_samples``, scored
-        from one receptive field plus the shift on, where no wrapped-around sample is seen), ``"other_notes_embeddings"`` (note ``i`` gets note ``i + 1``'s
-        embedding).
+        Nats per sample: ``"true"`` (the training loss), ``"past_zeroed"`` (the decoder sees
+        silence, the embedding only), ``"past_shifted"`` (the past delayed by
+        ``past_shift_samples``, scored from one receptive field plus the shift on, where no
+        wrapped-around sample is seen), ``"other_notes_embeddings"`` (note ``i`` gets note
+        ``i - 1``'s embedding).
 
     Raises
     ------
