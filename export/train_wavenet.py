@@ -95,13 +95,15 @@ def main(argv=None) -> int:
                 losses = teacher_forced_losses(
                     model, torch.from_numpy(np.stack([dataset.load_audio(n)[:length] for n in picks])))
             print(f"{'note':36} {'f0 orig':>8} {'f0 rec':>8} {'err cents':>9} {'LSD dB':>7} {'noise':>6} "
-                  f"{'rms ratio':>9} {'SING dist':>9}")
+                  f"{'rms ratio':>9} {'SING dist':>9} {'harmonic':>8} {'orig':>5} {'noise':>5}")
             for r in results:
                 write_audio_atomic(run_dir / "reconstructions" / f"{r['note_str']}.wav", r.pop("audio"),
                                    sample_rate=model.config.sample_rate)
                 print(f"{r['note_str']:36} {r['f0_original_hz']:8.1f} {r['f0_reconstruction_hz']:8.1f} "
                       f"{r['pitch_error_cents']:9.1f} {r['log_spectral_distance_db']:7.1f} "
-                      f"{r['log_spectral_distance_db_noise']:6.1f} {r['rms_ratio']:9.2f} {r['spectral_distance']:9.3f}")
+                      f"{r['log_spectral_distance_db_noise']:6.1f} {r['rms_ratio']:9.2f} {r['spectral_distance']:9.3f} "
+                      f"{r['harmonic_energy_ratio']:8.2f} {r['harmonic_energy_ratio_original']:5.2f} "
+                      f"{r['harmonic_energy_ratio_noise']:5.2f}")
             errors = [abs(r["pitch_error_cents"]) for r in results]
             finite = [e for e in errors if math.isfinite(e)]
             summary = {
@@ -116,6 +118,11 @@ def main(argv=None) -> int:
                 "mean_spectral_distance": float(np.mean([r["spectral_distance"] for r in results])),
                 "mean_log_spectral_distance_db": float(np.mean([r["log_spectral_distance_db"] for r in results])),
                 "mean_log_spectral_distance_db_noise": float(np.mean([r["log_spectral_distance_db_noise"] for r in results])),
+                "harmonic_at_least_half": sum(r["harmonic_energy_ratio"] >= 0.5 for r in results),
+                "mean_harmonic_energy_ratio": float(np.mean([r["harmonic_energy_ratio"] for r in results])),
+                "mean_harmonic_energy_ratio_original": float(np.mean([r["harmonic_energy_ratio_original"]
+                                                                      for r in results])),
+                "mean_harmonic_energy_ratio_noise": float(np.mean([r["harmonic_energy_ratio_noise"] for r in results])),
                 "teacher_forced_loss_nats": losses,
             }
             write_json_atomic(run_dir / "eval.json", json.loads(json.dumps(summary, default=float)))
@@ -124,6 +131,10 @@ def main(argv=None) -> int:
                   f"({summary['unpitched_reconstructions']} unpitched), mean log-spectral distance "
                   f"{summary['mean_log_spectral_distance_db']:.1f} dB (noise of equal RMS: "
                   f"{summary['mean_log_spectral_distance_db_noise']:.1f} dB)")
+            print(f"harmonic energy at the original's f0: {summary['harmonic_at_least_half']} of {len(results)} "
+                  f"reconstructions at least half harmonic, mean {summary['mean_harmonic_energy_ratio']:.2f} "
+                  f"(originals {summary['mean_harmonic_energy_ratio_original']:.2f}, "
+                  f"noise {summary['mean_harmonic_energy_ratio_noise']:.2f})")
             if losses is not None:
                 print("teacher-forced loss on these notes, nats/sample: "
                       + ", ".join(f"{name} {value:.3f}" for name, value in losses.items()))

@@ -456,6 +456,60 @@ def log_spectral_distance_db(estimate: np.ndarray, reference: np.ndarray, *, n_f
     return float((est_db - ref_db).abs()[active].mean())
 
 
+def harmonic_energy_ratio(audio: np.ndarray, f0_hz: float, *, sample_rate: int, search_cents: float = 50.0,
+                          half_width_fraction: float = 0.03) -> float:
+    """Fraction of a signal's energy that lies at the harmonics of ``f0_hz`` (searched within a few cents).
+
+    One Hann-windowed FFT over the whole signal. For each candidate fundamental ``f`` within
+    ``search_cents`` of ``f0_hz`` (5-cent steps), the bins within ``half_width_fraction * f`` (and
+    at least 2 bins, the window's main lobe) of a harmonic ``k * f`` below Nyquist count as harmonic;
+    the result is the largest harmonic share over the candidates. A steady note at ``f0_hz`` (or a
+    few cents off) scores near 1; white noise scores about ``2 * half_width_fraction`` for a high
+    ``f0_hz`` (more where 2 bins are wider than the windows). Unlike an f0 estimate it grades a
+    partly noisy reconstruction, and it does not care which harmonic is the loudest: energy only at
+    even harmonics (the octave above) also counts.
+
+    Parameters
+    ----------
+    audio : numpy.ndarray, shape (time,), float, time >= 64
+    f0_hz : float
+        Fundamental, Hz, ``0 < f0_hz < sample_rate / 2``.
+    sample_rate : int
+        Hz.
+    search_cents : float
+        The candidates span ``f0_hz`` +- this.
+    half_width_fraction : float
+        Half width of each harmonic window, as a fraction of the fundamental.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 0 for silence.
+
+    Raises
+    ------
+    ValueError
+        For a non-1-D or too short signal, or an f0 out of range.
+    """
+    x = np.asarray(audio, dtype=np.float64)
+    if x.ndim != 1 or x.shape[0] < 64:
+        raise ValueError(f"audio must be 1-D with >= 64 samples, got shape {x.shape}")
+    if not 0 < f0_hz < sample_rate / 2:
+        raise ValueError(f"f0_hz must be in (0, {sample_rate / 2}), got {f0_hz}")
+    power = np.abs(np.fft.rfft(x * np.hanning(x.shape[0]))) ** 2
+    total = power.sum()
+    if total <= 0:
+        return 0.0
+    freqs = np.fft.rfftfreq(x.shape[0], 1.0 / sample_rate)
+    best = 0.0
+    for cents in np.arange(-search_cents, search_cents + 1e-9, 5.0):
+        f0 = f0_hz * 2.0 ** (cents / 1200.0)
+        distance = np.abs(freqs - np.maximum(np.round(freqs / f0), 1.0) * f0)
+        near = distance <= max(half_width_fraction * f0, 2.0 * sample_rate / x.shape[0])
+        best = max(best, float(power[near].sum() / total))
+    return best
+
+
 def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, note_strs, *, device="cpu",
                              dtype=torch.float32, seed: int = 0, temperature: float = 1.0,
                              duration_seconds: float | None = None, progress: bool = True) -> list[dict]:
@@ -486,7 +540,11 @@ def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, 
         (:func:`log_spectral_distance_db`, reconstruction vs original) and
         ``log_spectral_distance_db_noise`` (white noise of the original's RMS vs the original: the
         score of a reconstruction that kept only the loudness), ``rms_ratio`` (reconstruction /
-        original), ``audio`` (the reconstruction, float32).
+        original), ``harmonic_energy_ratio`` (:func:`harmonic_energy_ratio` of the reconstruction at
+        the original's f0, or the MIDI pitch's where the original has none, after the first quarter
+        of the note, where generation builds up from silence) with ``harmonic_energy_ratio_original``
+        and ``harmonic_energy_ratio_noise`` for the original and the noise, ``audio`` (the
+        reconstruction, float32).
     """
     from nsynth_live.functional.midi import cents_between, midi_to_hz
     from nsynth_live.functional.spectral import spectral_loss
@@ -514,6 +572,7 @@ def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, 
         f0_rec = _f0_or_nan(audio[index].numpy(), sample_rate=rate)
         f0_orig = _f0_or_nan(batch[index].numpy(), sample_rate=rate)
         target = float(midi_to_hz(pitch))
+        f0_ref = f0_orig if math.isfinite(f0_orig) else target
         results.append({
             "note_str": note_str,
             "pitch_midi": pitch,
@@ -528,6 +587,8 @@ def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, 
             "log_spectral_distance_db": log_spectral_distance_db(audio[index].numpy(), original),
             "log_spectral_distance_db_noise": log_spectral_distance_db(noise, original),
             "rms_ratio": float(np.sqrt(np.mean(audio[index].numpy() ** 2) / max(np.mean(original ** 2), 1e-20))),
+            **{f"harmonic_energy_ratio{suffix}": harmonic_energy_ratio(signal[length // 4:], f0_ref, sample_rate=rate)
+               for suffix, signal in (("", audio[index].numpy()), ("_original", original), ("_noise", noise))},
             "audio": audio[index].numpy(),
         })
     return results

@@ -187,6 +187,8 @@ def test_evaluate_reconstructions_reports_measures(dataset_root):
         else:
             assert np.isnan(r["pitch_error_cents"]) and np.isnan(r["pitch_error_vs_midi_cents"])
         assert r["spectral_distance"] > 0 and r["spectral_distance_silence"] > 0
+        assert r["harmonic_energy_ratio_original"] > 0.9  # the fixture notes are harmonic tones
+        assert 0.0 <= r["harmonic_energy_ratio"] <= 1.0 and r["harmonic_energy_ratio_noise"] < 0.5
 
 
 def test_teacher_forced_losses_break_one_decoder_input_at_a_time():
@@ -280,3 +282,24 @@ def test_log_spectral_distance(rng):
     detuned = harmonic_note(58, 100, 0.5, samples=8000).astype(np.float64)
     # a semitone off is closer than noise of the same loudness, and both are far from zero
     assert 3.0 < log_spectral_distance_db(detuned, tone) < log_spectral_distance_db(noise, tone)
+
+
+def test_harmonic_energy_ratio(rng):
+    from nsynth_live.train.wavenet import harmonic_energy_ratio
+
+    rate, t = 16000, np.arange(12000) / 16000
+    tone = harmonic_note(57, 100, 0.5, samples=12000).astype(np.float64)  # A3, 220 Hz
+    assert harmonic_energy_ratio(tone, 220.0, sample_rate=rate) > 0.95
+    # the wrong f0 (a minor third up: no shared harmonic below 1.3 kHz) and white noise score low
+    assert harmonic_energy_ratio(np.sin(2 * np.pi * 220 * t), 261.6, sample_rate=rate) < 0.01
+    assert harmonic_energy_ratio(rng.normal(size=12000), 220.0, sample_rate=rate) < 0.2
+    # partly noisy: in between, and it grows with the tone's share of the energy
+    noise = rng.normal(0, tone.std(), tone.shape)
+    half = harmonic_energy_ratio(tone + noise, 220.0, sample_rate=rate)
+    quarter = harmonic_energy_ratio(tone + 2 * noise, 220.0, sample_rate=rate)
+    assert 0.2 < quarter < half < 0.9
+    assert harmonic_energy_ratio(np.zeros(12000), 220.0, sample_rate=rate) == 0.0
+    with pytest.raises(ValueError, match="f0_hz must be in"):
+        harmonic_energy_ratio(tone, 9000.0, sample_rate=rate)
+    with pytest.raises(ValueError, match="1-D"):
+        harmonic_energy_ratio(tone[:10], 220.0, sample_rate=rate)
