@@ -95,15 +95,18 @@ def main(argv=None) -> int:
                 losses = teacher_forced_losses(
                     model, torch.from_numpy(np.stack([dataset.load_audio(n)[:length] for n in picks])))
             print(f"{'note':36} {'f0 orig':>8} {'f0 rec':>8} {'err cents':>9} {'LSD dB':>7} {'noise':>6} "
-                  f"{'rms ratio':>9} {'SING dist':>9} {'harmonic':>8} {'orig':>5} {'noise':>5}")
-            for r in results:
+                  f"{'rms ratio':>9} {'SING dist':>9} {'harmonic':>8} {'orig':>5} {'noise':>5}"
+                  + (f" {'TF nats':>8}" if losses is not None else ""))
+            for r, note_loss in zip(results, losses["true_per_note"] if losses is not None else [None] * len(results)):
+                r["teacher_forced_loss_nats"] = note_loss
                 write_audio_atomic(run_dir / "reconstructions" / f"{r['note_str']}.wav", r.pop("audio"),
                                    sample_rate=model.config.sample_rate)
                 print(f"{r['note_str']:36} {r['f0_original_hz']:8.1f} {r['f0_reconstruction_hz']:8.1f} "
                       f"{r['pitch_error_cents']:9.1f} {r['log_spectral_distance_db']:7.1f} "
                       f"{r['log_spectral_distance_db_noise']:6.1f} {r['rms_ratio']:9.2f} {r['spectral_distance']:9.3f} "
                       f"{r['harmonic_energy_ratio']:8.2f} {r['harmonic_energy_ratio_original']:5.2f} "
-                      f"{r['harmonic_energy_ratio_noise']:5.2f}")
+                      f"{r['harmonic_energy_ratio_noise']:5.2f}"
+                      + (f" {r['teacher_forced_loss_nats']:8.2f}" if losses is not None else ""))
             errors = [abs(r["pitch_error_cents"]) for r in results]
             finite = [e for e in errors if math.isfinite(e)]
             summary = {
@@ -137,7 +140,7 @@ def main(argv=None) -> int:
                   f"noise {summary['mean_harmonic_energy_ratio_noise']:.2f})")
             if losses is not None:
                 print("teacher-forced loss on these notes, nats/sample: "
-                      + ", ".join(f"{name} {value:.3f}" for name, value in losses.items()))
+                      + ", ".join(f"{name} {value:.3f}" for name, value in losses.items() if name != "true_per_note"))
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -610,12 +610,12 @@ def teacher_forced_losses(model: WaveNetAutoencoder, audio: torch.Tensor, *, pas
 
     Returns
     -------
-    dict of str -> float
-        Nats per sample: ``"true"`` (the training loss), ``"past_zeroed"`` (the decoder sees
+    dict
+        Nats per sample (floats): ``"true"`` (the training loss), ``"past_zeroed"`` (the decoder sees
         silence, the embedding only), ``"past_shifted"`` (the past delayed by
         ``past_shift_samples``, scored from one receptive field plus the shift on, where no
         wrapped-around sample is seen), ``"other_notes_embeddings"`` (note ``i`` gets note
-        ``i - 1``'s embedding).
+        ``i - 1``'s embedding); and ``"true_per_note"``, a list of each note's ``"true"`` loss.
 
     Raises
     ------
@@ -637,8 +637,10 @@ def teacher_forced_losses(model: WaveNetAutoencoder, audio: torch.Tensor, *, pas
             def loss(x, en, start=0):
                 return float(F.cross_entropy(model.decoder(x, en)[..., start:], targets[:, start:]))
 
+            per_note = F.cross_entropy(model.decoder(x_scaled, encoding), targets, reduction="none").mean(dim=1)
             return {
-                "true": loss(x_scaled, encoding),
+                "true": float(per_note.mean()),
+                "true_per_note": per_note.tolist(),
                 "past_zeroed": loss(torch.zeros_like(x_scaled), encoding),
                 "past_shifted": loss(torch.roll(x_scaled, past_shift_samples, dims=1), encoding,
                                      start=min(model.config.decoder_receptive_field_samples + past_shift_samples,

@@ -198,7 +198,9 @@ def test_teacher_forced_losses_break_one_decoder_input_at_a_time():
     note = torch.from_numpy(harmonic_note(57, 100, 0.5, samples=4 * hop)[None])
     other = torch.from_numpy(harmonic_note(64, 100, 0.5, samples=4 * hop)[None])
     losses = teacher_forced_losses(model, torch.cat([note, other]))
-    assert set(losses) == {"true", "past_zeroed", "past_shifted", "other_notes_embeddings"}
+    assert set(losses) == {"true", "true_per_note", "past_zeroed", "past_shifted", "other_notes_embeddings"}
+    assert len(losses["true_per_note"]) == 2
+    assert np.mean(losses["true_per_note"]) == pytest.approx(losses["true"], rel=1e-5)
     assert model.training  # restored
     with torch.inference_mode():
         assert losses["true"] == pytest.approx(float(model.eval().loss(torch.cat([note, other]))), abs=1e-5)
@@ -216,16 +218,19 @@ def test_train_cli_trains_resumes_and_evaluates(dataset_root, tmp_path, capsys):
 
     main = runpy.run_path(str(Path(__file__).resolve().parents[2] / "export" / "train_wavenet.py"))["main"]
     args = [str(dataset_root), "--run-dir", str(tmp_path / "run"), "--model", "tiny", "--batch-size", "2",
-            "--crop-samples", "256", "--max-steps", "2", "--holdout-fraction", "0.25", "--evaluate", "1",
+            "--crop-samples", "256", "--max-steps", "2", "--holdout-fraction", "0.5", "--evaluate", "2",
             "--evaluate-seconds", "0.25", "--device", "cpu", "--no-progress"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "trained to step 2" in out and "median |pitch error|" in out
     summary = json.loads((tmp_path / "run" / "eval.json").read_text())
-    assert summary["format_version"] == 1 and len(summary["notes"]) == 1
+    assert summary["format_version"] == 1 and len(summary["notes"]) == 2
     assert summary["step"] == 2 and summary["weights"] == "ema" and summary["temperature"] == 1.0
-    assert summary["teacher_forced_loss_nats"] is None  # one note: no other note's embedding to swap in
-    assert len(list((tmp_path / "run" / "reconstructions").glob("*.wav"))) == 1
+    losses = summary["teacher_forced_loss_nats"]
+    assert [n["teacher_forced_loss_nats"] for n in summary["notes"]] == losses["true_per_note"]
+    assert losses["past_zeroed"] > 0 and "teacher-forced loss on these notes" in out
+    assert 0 <= summary["harmonic_at_least_half"] <= 2 and summary["mean_harmonic_energy_ratio_original"] > 0.9
+    assert len(list((tmp_path / "run" / "reconstructions").glob("*.wav"))) == 2
     assert main(args[:-5] + ["--max-steps", "3", "--evaluate", "0", "--no-progress"]) == 0
     assert "trained to step 3" in capsys.readouterr().out
     assert main([str(tmp_path / "missing"), "--run-dir", str(tmp_path / "r2"), "--no-progress"]) == 2
