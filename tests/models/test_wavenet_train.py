@@ -295,6 +295,11 @@ def test_harmonic_energy_ratio(rng):
     rate, t = 16000, np.arange(12000) / 16000
     tone = harmonic_note(57, 100, 0.5, samples=12000).astype(np.float64)  # A3, 220 Hz
     assert harmonic_energy_ratio(tone, 220.0, sample_rate=rate) > 0.95
+    # a reconstruction 30 cents sharp still counts (f0 is searched within 50 cents); 150 cents off does not
+    def partials(f0):
+        return sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 12))
+    assert harmonic_energy_ratio(partials(220.0 * 2 ** (30 / 1200)), 220.0, sample_rate=rate) > 0.95
+    assert harmonic_energy_ratio(partials(220.0 * 2 ** (150 / 1200)), 220.0, sample_rate=rate) < 0.05
     # the wrong f0 (a minor third up: no shared harmonic below 1.3 kHz) and white noise score low
     assert harmonic_energy_ratio(np.sin(2 * np.pi * 220 * t), 261.6, sample_rate=rate) < 0.01
     assert harmonic_energy_ratio(rng.normal(size=12000), 220.0, sample_rate=rate) < 0.2
