@@ -333,6 +333,7 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
     model = WaveNetAutoencoder(get_wavenet_config(config.model))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate(0), eps=config.adam_epsilon)
     step = 0
+    saved_average = None  # runs saved before the average existed start it from their weights
     if state_path.exists():
         payload = load_checkpoint(state_path, model=WAVENET_MODEL_NAME)
         extra = payload["extra"]
@@ -347,9 +348,10 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
         optimizer.load_state_dict(extra["optimizer"])
         torch_generator.set_state(extra["crop_rng"])
         step = int(extra["step"])
-    average = copy.deepcopy(model)  # runs saved before the average existed start it from their weights
-    if state_path.exists() and "ema_state_dict" in extra:
-        load_state_dict_checked(average, extra["ema_state_dict"])
+        saved_average = extra.get("ema_state_dict")
+    average = copy.deepcopy(model)
+    if saved_average is not None:
+        load_state_dict_checked(average, saved_average)
     train_notes, held_out = holdout_split(select_notes(dataset, config.instruments),
                                           holdout_fraction=config.holdout_fraction, seed=config.seed)
     sampler = CropSampler(dataset, train_notes, crop_samples=config.crop_samples, generator=torch_generator)
