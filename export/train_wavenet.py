@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     from nsynth_live.models.wavenet_configs import WAVENET_CONFIGS
     from nsynth_live.train.wavenet import (
         MAGENTA_CROP_SAMPLES, MAGENTA_EMA_DECAY, TRAIN_STATE_FILE, TRAINED_WEIGHTS, WaveNetTrainConfig,
-        evaluate_reconstructions, load_trained_model, teacher_forced_losses, train_wavenet,
+        evaluate_reconstructions, load_trained_model, loss_by_past_length, teacher_forced_losses, train_wavenet,
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -90,10 +90,13 @@ def main(argv=None) -> int:
                                                temperature=args.evaluate_temperature,
                                                duration_seconds=args.evaluate_seconds, progress=not args.no_progress)
             length = results[0]["audio"].shape[0]
-            losses = None
+            losses = by_past = None
+            originals = torch.from_numpy(np.stack([dataset.load_audio(n)[:length] for n in picks]))
             if len(picks) >= 2:  # the same notes and samples, teacher-forced
-                losses = teacher_forced_losses(
-                    model, torch.from_numpy(np.stack([dataset.load_audio(n)[:length] for n in picks])))
+                losses = teacher_forced_losses(model, originals)
+            hop = model.config.hop_length_samples
+            if length >= (math.ceil(model.config.decoder_receptive_field_samples / hop) + 1) * hop:
+                by_past = loss_by_past_length(model, originals)
             print(f"{'note':36} {'f0 orig':>8} {'f0 rec':>8} {'err cents':>9} {'LSD dB':>7} {'noise':>6} "
                   f"{'rms ratio':>9} {'SING dist':>9} {'harmonic':>8} {'orig':>5} {'noise':>5}"
                   + (f" {'TF nats':>8}" if losses is not None else ""))
@@ -127,6 +130,7 @@ def main(argv=None) -> int:
                                                                       for r in results])),
                 "mean_harmonic_energy_ratio_noise": float(np.mean([r["harmonic_energy_ratio_noise"] for r in results])),
                 "teacher_forced_loss_nats": losses,
+                "teacher_forced_loss_by_past_samples": by_past,
             }
             write_json_atomic(run_dir / "eval.json", json.loads(json.dumps(summary, default=float)))
             print(f"median |pitch error| {summary['median_abs_pitch_error_cents']} cents vs the originals' f0; "
@@ -141,6 +145,21 @@ def main(argv=None) -> int:
             if losses is not None:
                 print("teacher-forced loss on these notes, nats/sample: "
                       + ", ".join(f"{name} {value:.3f}" for name, value in losses.items() if name != "true_per_note"))
+            if by_past is not None:
+                # a pitched note's loss should drop once the decoder sees one period back
+                from nsynth_live.functional.midi import midi_to_hz
+
+                edges, rate = by_past["edges_samples"], model.config.sample_rate
+                print("teacher-forced loss (nats/sample) by the samples of past the decoder sees:")
+                print(f"{'past':>14} " + " ".join(f"{f'{a}-{b - 1}':>8}" for a, b in zip(edges[:-1], edges[1:])))
+                for low, high in ((0, 55), (55, 72), (72, 128)):
+                    band = [(row, r["pitch_midi"]) for row, r in zip(by_past["per_note"], results)
+                            if low <= r["pitch_midi"] < high]
+                    if band:
+                        lo, hi = min(p for _, p in band), max(p for _, p in band)
+                        print(f"{f'MIDI {lo}-{hi}':>14} " + " ".join(f"{v:8.2f}" for v in np.mean([b[0] for b in band], axis=0))
+                              + f"  ({len(band)} notes; period {rate / midi_to_hz(hi):.0f}"
+                              f"-{rate / midi_to_hz(lo):.0f} samples)")
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -653,6 +653,66 @@ def teacher_forced_losses(model: WaveNetAutoencoder, audio: torch.Tensor, *, pas
         model.train(was_training)
 
 
+def loss_by_past_length(model: WaveNetAutoencoder, audio: torch.Tensor) -> dict:
+    """Teacher-forced loss of each sample as a function of how much of its past the decoder sees.
+
+    Shows whether the decoder has learned to use the sample one pitch period back (the long-lag
+    predictor that keeps a note pitched when it generates): for a note of period ``P`` samples, the
+    loss should fall as the visible past grows past ``P``. Each note is cut into windows of
+    ``W = (ceil(R / hop) + 1) * hop`` samples, ``R`` the decoder's receptive field, starting at every
+    hop; the decoder runs on each window alone (the past before it read as silence, as at the start
+    of a training crop) with the embedding of the whole note, so sample ``p`` of a window sees ``p``
+    samples of past. Losses are averaged in bins of ``p``.
+
+    Parameters
+    ----------
+    model : WaveNetAutoencoder
+    audio : torch.Tensor, float32, shape (batch, time), in [-1, 1]
+        ``time`` a multiple of the hop and at least ``W``.
+
+    Returns
+    -------
+    dict
+        ``"edges_samples"``: bin edges ``0, 1, 2, 4, .., R, W`` (bin ``i`` is ``[edges[i],
+        edges[i+1])`` samples of past; the last bin has the full receptive field);
+        ``"per_note"``: ``(batch, bins)`` nested lists of nats per sample; ``"mean"``: over notes.
+
+    Raises
+    ------
+    ValueError
+        For audio that is not 2-D, or a length that is not a multiple of the hop or is shorter
+        than ``W``.
+    """
+    from torch.nn import functional as F
+
+    hop = model.config.hop_length_samples
+    field = model.config.decoder_receptive_field_samples
+    window = (math.ceil(field / hop) + 1) * hop
+    if audio.ndim != 2 or audio.shape[1] % hop or audio.shape[1] < window:
+        raise ValueError(f"audio must have shape (batch, time) with time a multiple of {hop} and at least "
+                         f"{window} samples, got {tuple(audio.shape)}")
+    edges = [0] + [2 ** k for k in range(int(math.log2(field)) + 1) if 2 ** k < field] + [field, window]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            x_scaled, targets = model.quantize(audio)
+            x_scaled = x_scaled.to(model._dtype)
+            encoding = model.encoder(x_scaled)
+            frames = window // hop
+            total = torch.zeros(audio.shape[0], window, dtype=torch.float64)
+            starts = range(0, encoding.shape[1] - frames + 1)
+            for frame in starts:
+                begin = frame * hop
+                logits = model.decoder(x_scaled[:, begin:begin + window], encoding[:, frame:frame + frames])
+                total += F.cross_entropy(logits.float(), targets[:, begin:begin + window], reduction="none").double()
+            per_position = total / len(starts)
+            per_note = torch.stack([per_position[:, a:b].mean(dim=1) for a, b in zip(edges[:-1], edges[1:])], dim=1)
+            return {"edges_samples": edges, "per_note": per_note.tolist(), "mean": per_note.mean(dim=0).tolist()}
+    finally:
+        model.train(was_training)
+
+
 TRAINED_WEIGHTS = ("ema", "raw")
 
 

@@ -8,7 +8,7 @@ from nsynth_live.data.nsynth import NSynthDataset
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
 from nsynth_live.train.wavenet import (
     LOG_FILE, MODEL_FILE, TRAIN_STATE_FILE, WaveNetTrainConfig, ema_decay_at, evaluate_reconstructions,
-    holdout_split, load_trained_model, select_notes, teacher_forced_losses, train_wavenet, update_ema_,
+    holdout_split, load_trained_model, loss_by_past_length, select_notes, teacher_forced_losses, train_wavenet, update_ema_,
 )
 from tests.nsynth_fixtures import harmonic_note, write_tiny_dataset
 
@@ -212,6 +212,38 @@ def test_teacher_forced_losses_break_one_decoder_input_at_a_time():
         teacher_forced_losses(model, note)
 
 
+def test_loss_by_past_length_bins_windows_of_truncated_past():
+    torch.manual_seed(0)
+    model = WaveNetAutoencoder.from_name("tiny").eval()
+    hop, field = model.config.hop_length_samples, model.config.decoder_receptive_field_samples
+    window = (-(-field // hop) + 1) * hop
+    audio = torch.from_numpy(np.stack([harmonic_note(p, 100, 0.5, samples=8 * hop) for p in (57, 64)]))
+    result = loss_by_past_length(model, audio)
+    edges = result["edges_samples"]
+    assert edges[0] == 0 and edges[-2:] == [field, window] and edges == sorted(set(edges))
+    per_note = np.array(result["per_note"])
+    assert per_note.shape == (2, len(edges) - 1)
+    np.testing.assert_allclose(result["mean"], per_note.mean(axis=0), rtol=1e-9)
+    # independent computation from one full forward over each note and one with the past silenced
+    with torch.inference_mode():
+        x_scaled, targets = model.quantize(audio)
+        encoding = model.encoder(x_scaled)
+        full = torch.nn.functional.cross_entropy(model.decoder(x_scaled, encoding), targets, reduction="none")
+        # a past of one sample: a one-hop crop starting one sample before the target, as in training
+        one_back = [torch.nn.functional.cross_entropy(
+            model.decoder(x_scaled[:, s: s + hop], encoding[:, s // hop: s // hop + 1]), targets[:, s: s + hop],
+            reduction="none")[:, 1] for s in range(0, 8 * hop - window + 1, hop)]
+    starts = range(0, 8 * hop - window + 1, hop)
+    # past of at least one receptive field: the window's edge is out of sight
+    expected_full = np.mean([full[:, s + field: s + window].numpy().mean(axis=1) for s in starts], axis=0)
+    np.testing.assert_allclose(per_note[:, -1], expected_full, rtol=1e-4)
+    assert edges[1:3] == [1, 2]
+    np.testing.assert_allclose(per_note[:, 1], torch.stack(one_back).mean(dim=0).numpy(), rtol=1e-4)
+    assert model.training is False
+    with pytest.raises(ValueError, match="at least"):
+        loss_by_past_length(model, audio[:, : window - hop])
+
+
 def test_train_cli_trains_resumes_and_evaluates(dataset_root, tmp_path, capsys):
     import runpy
     from pathlib import Path
@@ -229,6 +261,9 @@ def test_train_cli_trains_resumes_and_evaluates(dataset_root, tmp_path, capsys):
     losses = summary["teacher_forced_loss_nats"]
     assert [n["teacher_forced_loss_nats"] for n in summary["notes"]] == losses["true_per_note"]
     assert losses["past_zeroed"] > 0 and "teacher-forced loss on these notes" in out
+    by_past = summary["teacher_forced_loss_by_past_samples"]
+    assert len(by_past["per_note"]) == 2 and len(by_past["mean"]) == len(by_past["edges_samples"]) - 1
+    assert "by the samples of past the decoder sees" in out
     assert 0 <= summary["harmonic_at_least_half"] <= 2 and summary["mean_harmonic_energy_ratio_original"] > 0.9
     assert len(list((tmp_path / "run" / "reconstructions").glob("*.wav"))) == 2
     assert main(args[:-5] + ["--max-steps", "3", "--evaluate", "0", "--no-progress"]) == 0
