@@ -705,7 +705,7 @@ def loss_by_past_length(model: WaveNetAutoencoder, audio: torch.Tensor) -> dict:
             for frame in starts:
                 begin = frame * hop
                 logits = model.decoder(x_scaled[:, begin:begin + window], encoding[:, frame:frame + frames])
-                total += F.cross_entropy(logits.float(), targets[:, begin:begin + window], reduction="none").double()
+                total += F.cross_entropy(logits.float(), targets[:, begin:begin + window], reduction="none").cpu().double()
             per_position = total / len(starts)
             per_note = torch.stack([per_position[:, a:b].mean(dim=1) for a, b in zip(edges[:-1], edges[1:])], dim=1)
             return {"edges_samples": edges, "per_note": per_note.tolist(), "mean": per_note.mean(dim=0).tolist()}
