@@ -28,7 +28,8 @@ def main(argv=None) -> int:
     from nsynth_live.models.wavenet_configs import WAVENET_CONFIGS
     from nsynth_live.train.wavenet import (
         MAGENTA_CROP_SAMPLES, MAGENTA_EMA_DECAY, TRAIN_STATE_FILE, TRAINED_WEIGHTS, WaveNetTrainConfig,
-        evaluate_reconstructions, load_trained_model, loss_by_past_length, teacher_forced_losses, train_wavenet,
+        evaluate_reconstructions, load_trained_model, loss_by_past_length, past_length_window_samples,
+        teacher_forced_losses, train_wavenet,
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -94,8 +95,7 @@ def main(argv=None) -> int:
             originals = torch.from_numpy(np.stack([dataset.load_audio(n)[:length] for n in picks]))
             if len(picks) >= 2:  # the same notes and samples, teacher-forced
                 losses = teacher_forced_losses(model, originals)
-            hop = model.config.hop_length_samples
-            if length >= (math.ceil(model.config.decoder_receptive_field_samples / hop) + 1) * hop:
+            if length >= past_length_window_samples(model.config):
                 by_past = loss_by_past_length(model, originals)
             print(f"{'note':36} {'f0 orig':>8} {'f0 rec':>8} {'err cents':>9} {'LSD dB':>7} {'noise':>6} "
                   f"{'rms ratio':>9} {'SING dist':>9} {'harmonic':>8} {'orig':>5} {'noise':>5}"

@@ -596,6 +596,21 @@ def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, 
     return results
 
 
+@contextlib.contextmanager
+def _teacher_forced_inputs(model: WaveNetAutoencoder, audio: torch.Tensor):
+    """Model in eval and inference mode, yielding ``(x_scaled, targets, encoding)`` of ``audio``;
+    the model's training flag is restored on exit."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            x_scaled, targets = model.quantize(audio)
+            x_scaled = x_scaled.to(model._dtype)
+            yield x_scaled, targets, model.encoder(x_scaled)
+    finally:
+        model.train(was_training)
+
+
 def teacher_forced_losses(model: WaveNetAutoencoder, audio: torch.Tensor, *, past_shift_samples: int = 8) -> dict:
     """Teacher-forced cross-entropy of notes, and what it becomes without each of the decoder's inputs.
 
@@ -628,29 +643,21 @@ def teacher_forced_losses(model: WaveNetAutoencoder, audio: torch.Tensor, *, pas
 
     if audio.ndim != 2 or audio.shape[0] < 2:
         raise ValueError(f"audio must have shape (batch >= 2, time), got {tuple(audio.shape)}")
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            x_scaled, targets = model.quantize(audio)
-            x_scaled = x_scaled.to(model._dtype)
-            encoding = model.encoder(x_scaled)
+    with _teacher_forced_inputs(model, audio) as (x_scaled, targets, encoding):
 
-            def loss(x, en, start=0):
-                return float(F.cross_entropy(model.decoder(x, en)[..., start:], targets[:, start:]))
+        def loss(x, en, start=0):
+            return float(F.cross_entropy(model.decoder(x, en)[..., start:], targets[:, start:]))
 
-            per_note = F.cross_entropy(model.decoder(x_scaled, encoding), targets, reduction="none").mean(dim=1)
-            return {
-                "true": float(per_note.mean()),
-                "true_per_note": per_note.tolist(),
-                "past_zeroed": loss(torch.zeros_like(x_scaled), encoding),
-                "past_shifted": loss(torch.roll(x_scaled, past_shift_samples, dims=1), encoding,
-                                     start=min(model.config.decoder_receptive_field_samples + past_shift_samples,
-                                               x_scaled.shape[1] - 1)),
-                "other_notes_embeddings": loss(x_scaled, torch.roll(encoding, 1, dims=0)),
-            }
-    finally:
-        model.train(was_training)
+        per_note = F.cross_entropy(model.decoder(x_scaled, encoding), targets, reduction="none").mean(dim=1)
+        return {
+            "true": float(per_note.mean()),
+            "true_per_note": per_note.tolist(),
+            "past_zeroed": loss(torch.zeros_like(x_scaled), encoding),
+            "past_shifted": loss(torch.roll(x_scaled, past_shift_samples, dims=1), encoding,
+                                 start=min(model.config.decoder_receptive_field_samples + past_shift_samples,
+                                           x_scaled.shape[1] - 1)),
+            "other_notes_embeddings": loss(x_scaled, torch.roll(encoding, 1, dims=0)),
+        }
 
 
 def loss_by_past_length(model: WaveNetAutoencoder, audio: torch.Tensor) -> dict:
@@ -687,30 +694,29 @@ def loss_by_past_length(model: WaveNetAutoencoder, audio: torch.Tensor) -> dict:
 
     hop = model.config.hop_length_samples
     field = model.config.decoder_receptive_field_samples
-    window = (math.ceil(field / hop) + 1) * hop
+    window = past_length_window_samples(model.config)
     if audio.ndim != 2 or audio.shape[1] % hop or audio.shape[1] < window:
         raise ValueError(f"audio must have shape (batch, time) with time a multiple of {hop} and at least "
                          f"{window} samples, got {tuple(audio.shape)}")
     edges = [0] + [2 ** k for k in range(int(math.log2(field)) + 1) if 2 ** k < field] + [field, window]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            x_scaled, targets = model.quantize(audio)
-            x_scaled = x_scaled.to(model._dtype)
-            encoding = model.encoder(x_scaled)
-            frames = window // hop
-            total = torch.zeros(audio.shape[0], window, dtype=torch.float64)
-            starts = range(0, encoding.shape[1] - frames + 1)
-            for frame in starts:
-                begin = frame * hop
-                logits = model.decoder(x_scaled[:, begin:begin + window], encoding[:, frame:frame + frames])
-                total += F.cross_entropy(logits.float(), targets[:, begin:begin + window], reduction="none").cpu().double()
-            per_position = total / len(starts)
-            per_note = torch.stack([per_position[:, a:b].mean(dim=1) for a, b in zip(edges[:-1], edges[1:])], dim=1)
-            return {"edges_samples": edges, "per_note": per_note.tolist(), "mean": per_note.mean(dim=0).tolist()}
-    finally:
-        model.train(was_training)
+    with _teacher_forced_inputs(model, audio) as (x_scaled, targets, encoding):
+        frames = window // hop
+        total = torch.zeros(audio.shape[0], window, dtype=torch.float64)
+        starts = range(0, encoding.shape[1] - frames + 1)
+        for frame in starts:
+            begin = frame * hop
+            logits = model.decoder(x_scaled[:, begin:begin + window], encoding[:, frame:frame + frames])
+            total += F.cross_entropy(logits.float(), targets[:, begin:begin + window], reduction="none").cpu().double()
+        per_position = total / len(starts)
+        per_note = torch.stack([per_position[:, a:b].mean(dim=1) for a, b in zip(edges[:-1], edges[1:])], dim=1)
+        return {"edges_samples": edges, "per_note": per_note.tolist(), "mean": per_note.mean(dim=0).tolist()}
+
+
+def past_length_window_samples(config) -> int:
+    """Window length of :func:`loss_by_past_length`: the decoder's receptive field rounded up to whole
+    hops, plus one hop (samples); a note must be at least this long."""
+    hop = config.hop_length_samples
+    return (math.ceil(config.decoder_receptive_field_samples / hop) + 1) * hop
 
 
 TRAINED_WEIGHTS = ("ema", "raw")

@@ -224,7 +224,7 @@ def test_loss_by_past_length_bins_windows_of_truncated_past():
     per_note = np.array(result["per_note"])
     assert per_note.shape == (2, len(edges) - 1)
     np.testing.assert_allclose(result["mean"], per_note.mean(axis=0), rtol=1e-9)
-    # independent computation from one full forward over each note and one with the past silenced
+    # independent computation from one full forward over each note and from hop-long crops
     with torch.inference_mode():
         x_scaled, targets = model.quantize(audio)
         encoding = model.encoder(x_scaled)
