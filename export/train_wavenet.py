@@ -8,7 +8,9 @@ Usage::
 A run folder that already holds ``train_state.pt`` resumes. After training (or with
 ``--evaluate-only``) ``--evaluate N`` held-out notes are encoded and re-generated; their pitch error
 (f0 vs the MIDI pitch, in cents) and spectral distance are printed and written to
-``<run-dir>/eval.json``, the audio to ``<run-dir>/reconstructions/``.
+``<run-dir>/eval.json``, the audio to ``<run-dir>/reconstructions/``; with them the teacher-forced
+loss of the same notes, by how much past the decoder sees, and that of linear predictors fitted to
+each note (how much a predictor can gain from the sample one pitch period back).
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ def main(argv=None) -> int:
     import torch
 
     from nsynth_live.data.nsynth import NSynthDataset, write_audio_atomic, write_json_atomic
+    from nsynth_live.functional.midi import midi_to_hz
     from nsynth_live.models.checkpoint import load_checkpoint
     from nsynth_live.models.wavenet_configs import WAVENET_CONFIGS
     from nsynth_live.train.wavenet import (
         MAGENTA_CROP_SAMPLES, MAGENTA_EMA_DECAY, TRAIN_STATE_FILE, TRAINED_WEIGHTS, WaveNetTrainConfig,
-        evaluate_reconstructions, load_trained_model, loss_by_past_length, past_length_window_samples,
-        teacher_forced_losses, train_wavenet,
+        evaluate_reconstructions, linear_prediction_losses, load_trained_model, loss_by_past_length,
+        past_length_window_samples, teacher_forced_losses, train_wavenet,
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -97,10 +100,19 @@ def main(argv=None) -> int:
                 losses = teacher_forced_losses(model, originals)
             if length >= past_length_window_samples(model.config):
                 by_past = loss_by_past_length(model, originals)
+            rate = model.config.sample_rate
+            for r, original in zip(results, originals.numpy()):
+                # what a predictor fitted to the note gains from the sample one period back
+                f0 = r["f0_original_hz"] if math.isfinite(r["f0_original_hz"]) else midi_to_hz(r["pitch_midi"])
+                try:
+                    r["linear_prediction_nats"] = linear_prediction_losses(original, period_samples=rate / f0)
+                except ValueError:  # a note too short for its period's lags
+                    r["linear_prediction_nats"] = None
             print(f"{'note':36} {'f0 orig':>8} {'f0 rec':>8} {'err cents':>9} {'LSD dB':>7} {'noise':>6} "
                   f"{'rms ratio':>9} {'SING dist':>9} {'harmonic':>8} {'orig':>5} {'noise':>5}"
                   + (f" {'TF nats':>8}" if losses is not None else ""))
-            for r, note_loss in zip(results, losses["true_per_note"] if losses is not None else [None] * len(results)):
+            per_note_losses = losses.pop("true_per_note") if losses is not None else [None] * len(results)
+            for r, note_loss in zip(results, per_note_losses):
                 r["teacher_forced_loss_nats"] = note_loss
                 write_audio_atomic(run_dir / "reconstructions" / f"{r['note_str']}.wav", r.pop("audio"),
                                    sample_rate=model.config.sample_rate)
@@ -113,7 +125,7 @@ def main(argv=None) -> int:
             errors = [abs(r["pitch_error_cents"]) for r in results]
             finite = [e for e in errors if math.isfinite(e)]
             summary = {
-                "format_version": 1,
+                "format_version": 2,
                 "step": int(state_extra["step"]),
                 "weights": args.evaluate_weights,
                 "temperature": args.evaluate_temperature,
@@ -144,22 +156,35 @@ def main(argv=None) -> int:
                   f"noise {summary['mean_harmonic_energy_ratio_noise']:.2f})")
             if losses is not None:
                 print("teacher-forced loss on these notes, nats/sample: "
-                      + ", ".join(f"{name} {value:.3f}" for name, value in losses.items() if name != "true_per_note"))
+                      + ", ".join(f"{name} {value:.3f}" for name, value in losses.items()))
+            bands = []  # (label, indices into results, description) per pitch band, low to high
+            for low, high in ((0, 55), (55, 72), (72, 128)):
+                band = [i for i, r in enumerate(results) if low <= r["pitch_midi"] < high]
+                if band:
+                    lo, hi = min(results[i]["pitch_midi"] for i in band), max(results[i]["pitch_midi"] for i in band)
+                    bands.append((f"MIDI {lo}-{hi}", band,
+                                  f"{len(band)} notes; period {rate / midi_to_hz(hi):.0f}-{rate / midi_to_hz(lo):.0f} samples"))
             if by_past is not None:
                 # a pitched note's loss should drop once the decoder sees one period back
-                from nsynth_live.functional.midi import midi_to_hz
-
-                edges, rate = by_past["edges_samples"], model.config.sample_rate
+                edges = by_past["edges_samples"]
                 print("teacher-forced loss (nats/sample) by the samples of past the decoder sees:")
                 print(f"{'past':>14} " + " ".join(f"{f'{a}-{b - 1}':>8}" for a, b in zip(edges[:-1], edges[1:])))
-                for low, high in ((0, 55), (55, 72), (72, 128)):
-                    band = [(row, r["pitch_midi"]) for row, r in zip(by_past["per_note"], results)
-                            if low <= r["pitch_midi"] < high]
-                    if band:
-                        lo, hi = min(p for _, p in band), max(p for _, p in band)
-                        print(f"{f'MIDI {lo}-{hi}':>14} " + " ".join(f"{v:8.2f}" for v in np.mean([b[0] for b in band], axis=0))
-                              + f"  ({len(band)} notes; period {rate / midi_to_hz(hi):.0f}"
-                              f"-{rate / midi_to_hz(lo):.0f} samples)")
+                for label, band, about in bands:
+                    print(f"{label:>14} " + " ".join(f"{v:8.2f}" for v in np.mean([by_past["per_note"][i] for i in band], axis=0))
+                          + f"  ({about})")
+            # the decoder's own gain from the same short past (32-63 samples) to its full receptive field
+            short_bin = by_past["edges_samples"].index(32) if by_past and 32 in by_past["edges_samples"] else None
+            print("linear predictors fitted to each note itself (a reference), nats/sample: 32 lags, and with 5 "
+                  "lags around the period; their gain, and the decoder's from 32-63 samples of past to all:")
+            print(f"{'':>14} {'32 lags':>8} {'+period':>8} {'gain':>8}" + (f" {'decoder':>8}" if short_bin is not None else ""))
+            for label, band, about in bands:
+                fitted = [results[i]["linear_prediction_nats"] for i in band if results[i]["linear_prediction_nats"]]
+                if fitted:
+                    short = np.mean([f["short_term"] for f in fitted])
+                    both = np.mean([f["short_term_and_period"] for f in fitted])
+                    decoder = (f" {np.mean([by_past['per_note'][i][short_bin] - by_past['per_note'][i][-1] for i in band]):8.2f}"
+                               if short_bin is not None else "")
+                    print(f"{label:>14} {short:8.2f} {both:8.2f} {short - both:8.2f}{decoder}  ({about})")
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -719,6 +719,89 @@ def past_length_window_samples(config) -> int:
     return (math.ceil(config.decoder_receptive_field_samples / hop) + 1) * hop
 
 
+def linear_prediction_losses(audio: np.ndarray, *, period_samples: float, short_term_order: int = 32,
+                             period_taps: int = 5) -> dict:
+    """Nats per sample of a note's mu-law classes under two linear predictors fitted to the note itself.
+
+    A reference for the decoder's teacher-forced loss, and for how much it can gain from the
+    sample one pitch period back (the long-lag predictor; compare :func:`loss_by_past_length`).
+    Both predictors see the note as the decoder does, mu-law quantized to bin centres (Magenta
+    binning, :func:`~nsynth_live.functional.mu_law.mu_law_decode`); each is fitted by least squares
+    on the note it scores (an oracle: it knows the note), and its residual is taken as Gaussian
+    with the residual's variance, integrated over the exact mu-law bin of each target (the class
+    ``q + 128`` covers compressed values ``[q/128, (q+1)/128)``; the outer bins are open).
+
+    - ``"short_term"``: lags ``1 .. short_term_order`` (linear predictive coding: the spectral
+      envelope).
+    - ``"short_term_and_period"``: those lags and ``period_taps`` lags centred on the rounded
+      period (a long-term or pitch predictor, as in speech coding). For a period within the short
+      lags it adds little.
+
+    Both are scored on the same samples: from the largest lag on.
+
+    Parameters
+    ----------
+    audio : numpy.ndarray, float, shape (time,), in [-1, 1]
+    period_samples : float
+        The note's pitch period, ``sample_rate / f0`` (samples, >= 2).
+    short_term_order : int
+        Short-term lags (>= 1).
+    period_taps : int
+        Lags around the period (odd, >= 1).
+
+    Returns
+    -------
+    dict
+        ``"short_term"``, ``"short_term_and_period"`` (nats per sample, floats) and
+        ``"period_lags"`` (the period's lags used, ints).
+
+    Raises
+    ------
+    ValueError
+        For audio that is not 1-D or not finite, a period below 2 samples, a bad order or tap
+        count, or a note shorter than the largest lag plus 8 samples per predictor coefficient.
+    """
+    from nsynth_live.functional.mu_law import (
+        MU_LAW_CODE_MAX, MU_LAW_CODE_MIN, MU_LAW_INPUT_SCALE, MU_LAW_MU, mu_law_code_to_class, mu_law_decode,
+        mu_law_encode,
+    )
+
+    x = np.asarray(audio, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"audio must have shape (time,), got {x.shape}")
+    if not period_samples >= 2:
+        raise ValueError(f"period_samples must be >= 2, got {period_samples}")
+    if short_term_order < 1 or period_taps < 1 or period_taps % 2 == 0:
+        raise ValueError(f"short_term_order must be >= 1 and period_taps odd and >= 1, got "
+                         f"{short_term_order} and {period_taps}")
+    centre, half = int(round(period_samples)), period_taps // 2
+    period_lags = list(range(max(1, centre - half), centre + half + 1))
+    short_lags = list(range(1, short_term_order + 1))
+    both_lags = sorted(set(short_lags) | set(period_lags))
+    first = max(both_lags)
+    if x.shape[0] < first + 8 * len(both_lags):
+        raise ValueError(f"audio of {x.shape[0]} samples is too short for lags up to {first}: need at least "
+                         f"{first + 8 * len(both_lags)}")
+    codes = mu_law_encode(x)  # raises on NaN / infinity
+    values = mu_law_decode(codes).astype(np.float64)
+    targets = mu_law_code_to_class(codes)[first:]
+    bounds = np.arange(MU_LAW_CODE_MIN, MU_LAW_CODE_MAX + 2) / MU_LAW_INPUT_SCALE
+    edges = np.sign(bounds) * np.expm1(np.abs(bounds) * math.log1p(MU_LAW_MU)) / MU_LAW_MU
+    edges[0], edges[-1] = -np.inf, np.inf
+    lower, upper = torch.from_numpy(edges[targets]), torch.from_numpy(edges[targets + 1])
+    y = values[first:]
+
+    def nats(lags):
+        design = np.stack([values[first - lag: x.shape[0] - lag] for lag in lags], axis=1)
+        weights, *_ = np.linalg.lstsq(design, y, rcond=None)
+        prediction = torch.from_numpy(design @ weights)
+        scale = max(float(np.std(y - prediction.numpy())), 1e-6)
+        probability = torch.special.ndtr((upper - prediction) / scale) - torch.special.ndtr((lower - prediction) / scale)
+        return float(-torch.log(probability.clamp_min(1e-12)).mean())
+
+    return {"short_term": nats(short_lags), "short_term_and_period": nats(both_lags), "period_lags": period_lags}
+
+
 TRAINED_WEIGHTS = ("ema", "raw")
 
 

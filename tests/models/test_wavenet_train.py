@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from nsynth_live.data.nsynth import NSynthDataset
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
 from nsynth_live.train.wavenet import (
     LOG_FILE, MODEL_FILE, TRAIN_STATE_FILE, WaveNetTrainConfig, ema_decay_at, evaluate_reconstructions,
-    holdout_split, load_trained_model, loss_by_past_length, select_notes, teacher_forced_losses, train_wavenet, update_ema_,
+    holdout_split, linear_prediction_losses, load_trained_model, loss_by_past_length, select_notes, teacher_forced_losses, train_wavenet, update_ema_,
 )
 from tests.nsynth_fixtures import harmonic_note, write_tiny_dataset
 
@@ -244,6 +245,53 @@ def test_loss_by_past_length_bins_windows_of_truncated_past():
         loss_by_past_length(model, audio[:, : window - hop])
 
 
+def test_linear_prediction_losses_gain_from_the_period_only_where_the_note_repeats(rng):
+    from nsynth_live.functional.mu_law import mu_law_encode
+
+    # a low note whose waveform repeats every 173 samples (any shape: a random cycle) over a little noise
+    cycle = rng.standard_normal(173)
+    periodic = 0.3 * np.tile(cycle / np.abs(cycle).max(), 48)[:8192] + 0.002 * rng.standard_normal(8192)
+    lp = linear_prediction_losses(periodic, period_samples=173.0)
+    assert lp["period_lags"] == [171, 172, 173, 174, 175]
+    assert lp["short_term_and_period"] < lp["short_term"] - 1.0
+    # a smooth, unpitched signal (AR(1) noise): nothing to gain one "period" back
+    smooth = np.zeros(8192)
+    innovations = 0.02 * rng.standard_normal(8192)
+    for t in range(1, 8192):
+        smooth[t] = 0.95 * smooth[t - 1] + innovations[t]
+    lp = linear_prediction_losses(smooth, period_samples=173.0)
+    assert 0 <= lp["short_term"] - lp["short_term_and_period"] < 0.01
+    assert lp["short_term"] < 4.0
+
+    # white noise: no lag predicts it, so both cost a zero-mean Gaussian's probability of each mu-law
+    # bin; the bins computed here independently, from where mu_law_encode changes code on a fine grid
+    white = np.clip(0.1 * rng.standard_normal(20000), -1, 1)
+    lp = linear_prediction_losses(white, period_samples=50.0, short_term_order=4)
+    assert lp["period_lags"] == [48, 49, 50, 51, 52]
+    grid = np.linspace(-1, 1, 4_000_001)
+    codes = mu_law_encode(grid)
+    changes = grid[1:][np.diff(codes) != 0]  # first grid point of each code after the lowest
+    edges = np.concatenate([[-np.inf], changes, [np.inf]])
+    from nsynth_live.functional.mu_law import mu_law_decode
+
+    values = mu_law_decode(mu_law_encode(white)).astype(np.float64)
+    scale = values.std()
+    target = mu_law_encode(white)[52:] + 128  # scored from the largest lag on (period lags 48-52)
+    cdf = np.vectorize(lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2))))
+    expected = -np.mean(np.log(cdf(edges[target + 1] / scale) - cdf(edges[target] / scale)))
+    assert lp["short_term"] == pytest.approx(expected, abs=0.01)
+    assert lp["short_term_and_period"] == pytest.approx(expected, abs=0.01)
+
+    with pytest.raises(ValueError, match="period_samples"):
+        linear_prediction_losses(white, period_samples=1.5)
+    with pytest.raises(ValueError, match="period_taps"):
+        linear_prediction_losses(white, period_samples=50.0, period_taps=4)
+    with pytest.raises(ValueError, match="too short"):
+        linear_prediction_losses(white[:300], period_samples=250.0)
+    with pytest.raises(ValueError, match="shape"):
+        linear_prediction_losses(white.reshape(2, -1), period_samples=50.0)
+
+
 def test_train_cli_trains_resumes_and_evaluates(dataset_root, tmp_path, capsys):
     import runpy
     from pathlib import Path
@@ -256,10 +304,15 @@ def test_train_cli_trains_resumes_and_evaluates(dataset_root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "trained to step 2" in out and "median |pitch error|" in out
     summary = json.loads((tmp_path / "run" / "eval.json").read_text())
-    assert summary["format_version"] == 1 and len(summary["notes"]) == 2
+    assert summary["format_version"] == 2 and len(summary["notes"]) == 2
     assert summary["step"] == 2 and summary["weights"] == "ema" and summary["temperature"] == 1.0
     losses = summary["teacher_forced_loss_nats"]
-    assert [n["teacher_forced_loss_nats"] for n in summary["notes"]] == losses["true_per_note"]
+    assert "true_per_note" not in losses  # stored once, per note
+    assert np.mean([n["teacher_forced_loss_nats"] for n in summary["notes"]]) == pytest.approx(losses["true"], rel=1e-5)
+    for note in summary["notes"]:
+        fitted = note["linear_prediction_nats"]
+        assert 0 < fitted["short_term_and_period"] <= fitted["short_term"] + 1e-9
+    assert "linear predictors fitted to each note itself" in out
     assert losses["past_zeroed"] > 0 and "teacher-forced loss on these notes" in out
     by_past = summary["teacher_forced_loss_by_past_samples"]
     assert len(by_past["per_note"]) == 2 and len(by_past["mean"]) == len(by_past["edges_samples"]) - 1
