@@ -9,7 +9,8 @@ from nsynth_live.data.nsynth import NSynthDataset
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
 from nsynth_live.train.wavenet import (
     LOG_FILE, MODEL_FILE, TRAIN_STATE_FILE, WaveNetTrainConfig, ema_decay_at, evaluate_reconstructions,
-    holdout_split, linear_prediction_losses, load_trained_model, loss_by_past_length, select_notes, teacher_forced_losses, train_wavenet, update_ema_,
+    holdout_split, linear_prediction_losses, load_trained_model, loss_by_past_length, select_notes,
+    teacher_forced_losses, train_wavenet, update_ema_,
 )
 from tests.nsynth_fixtures import harmonic_note, write_tiny_dataset
 
@@ -246,7 +247,7 @@ def test_loss_by_past_length_bins_windows_of_truncated_past():
 
 
 def test_linear_prediction_losses_gain_from_the_period_only_where_the_note_repeats(rng):
-    from nsynth_live.functional.mu_law import mu_law_encode
+    from nsynth_live.functional.mu_law import mu_law_decode, mu_law_encode
 
     # a low note whose waveform repeats every 173 samples (any shape: a random cycle) over a little noise
     cycle = rng.standard_normal(173)
@@ -272,8 +273,6 @@ def test_linear_prediction_losses_gain_from_the_period_only_where_the_note_repea
     codes = mu_law_encode(grid)
     changes = grid[1:][np.diff(codes) != 0]  # first grid point of each code after the lowest
     edges = np.concatenate([[-np.inf], changes, [np.inf]])
-    from nsynth_live.functional.mu_law import mu_law_decode
-
     values = mu_law_decode(mu_law_encode(white)).astype(np.float64)
     scale = values.std()
     target = mu_law_encode(white)[52:] + 128  # scored from the largest lag on (period lags 48-52)
