@@ -118,9 +118,30 @@ def mu_law_decode(codes):
             f"mu-law codes must lie in [{MU_LAW_CODE_MIN}, {MU_LAW_CODE_MAX}], got "
             f"[{int(q.min())}, {int(q.max())}]; convert class indices with mu_law_class_to_code"
         )
-    y = (q + 0.5) / MU_LAW_INPUT_SCALE
-    x = np.sign(y) * np.expm1(np.abs(y) * math.log1p(MU_LAW_MU)) / MU_LAW_MU
+    x = _expand(np.asarray((q + 0.5) / MU_LAW_INPUT_SCALE))
     return np.where(q == 0, 0.0, x).astype(np.float32)
+
+
+def _expand(y: np.ndarray) -> np.ndarray:
+    """Inverse mu-law of compressed values ``y`` in ``[-1, 1]`` (float64 numpy)."""
+    return np.sign(y) * np.expm1(np.abs(y) * math.log1p(MU_LAW_MU)) / MU_LAW_MU
+
+
+def mu_law_class_edges() -> np.ndarray:
+    """Bounds of each softmax class in the audio domain, for Magenta's floor binning.
+
+    Class ``c = q + 128`` holds the samples that :func:`mu_law_encode` maps to code ``q``: those
+    whose compressed value lies in ``[q/128, (q+1)/128)``, so the class covers
+    ``[edges[c], edges[c + 1])``. The outer edges are ``-inf`` and ``+inf`` (encoding clamps).
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (257,)
+        Increasing edges; ``edges[128] == 0.0``.
+    """
+    edges = _expand(np.arange(MU_LAW_CODE_MIN, MU_LAW_CODE_MAX + 2) / MU_LAW_INPUT_SCALE)
+    edges[0], edges[-1] = -np.inf, np.inf
+    return edges
 
 
 def mu_law_code_to_input(codes):

@@ -761,10 +761,7 @@ def linear_prediction_losses(audio: np.ndarray, *, period_samples: float, short_
         For audio that is not 1-D or not finite, a period below 2 samples, a bad order or tap
         count, or a note shorter than the largest lag plus 8 samples per predictor coefficient.
     """
-    from nsynth_live.functional.mu_law import (
-        MU_LAW_CODE_MAX, MU_LAW_CODE_MIN, MU_LAW_INPUT_SCALE, MU_LAW_MU, mu_law_code_to_class, mu_law_decode,
-        mu_law_encode,
-    )
+    from nsynth_live.functional.mu_law import mu_law_class_edges, mu_law_code_to_class, mu_law_decode, mu_law_encode
 
     x = np.asarray(audio, dtype=np.float64)
     if x.ndim != 1:
@@ -785,9 +782,7 @@ def linear_prediction_losses(audio: np.ndarray, *, period_samples: float, short_
     codes = mu_law_encode(x)  # raises on NaN / infinity
     values = mu_law_decode(codes).astype(np.float64)
     targets = mu_law_code_to_class(codes)[first:]
-    bounds = np.arange(MU_LAW_CODE_MIN, MU_LAW_CODE_MAX + 2) / MU_LAW_INPUT_SCALE
-    edges = np.sign(bounds) * np.expm1(np.abs(bounds) * math.log1p(MU_LAW_MU)) / MU_LAW_MU
-    edges[0], edges[-1] = -np.inf, np.inf
+    edges = mu_law_class_edges()
     lower, upper = torch.from_numpy(edges[targets]), torch.from_numpy(edges[targets + 1])
     y = values[first:]
 

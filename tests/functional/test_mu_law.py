@@ -70,3 +70,18 @@ def test_bad_input_is_refused():
         mu_law_decode(np.array([200]))
     with pytest.raises(ValueError, match="mu_law_class_to_code"):
         mu_law_decode(torch.tensor([255]))
+
+
+def test_class_edges_bound_what_encode_maps_to_each_class():
+    from nsynth_live.functional.mu_law import mu_law_class_edges
+
+    edges = mu_law_class_edges()
+    assert edges.shape == (257,) and np.all(np.diff(edges) > 0)
+    assert edges[0] == -np.inf and edges[-1] == np.inf and edges[128] == 0.0
+    inner = edges[1:-1]
+    nudge = np.abs(inner) * 1e-9 + 1e-15
+    # each inner edge starts its class: encode maps just above it to that class, just below to the one before
+    np.testing.assert_array_equal(mu_law_code_to_class(mu_law_encode(inner + nudge)), np.arange(1, 256))
+    np.testing.assert_array_equal(mu_law_code_to_class(mu_law_encode(inner - nudge)), np.arange(0, 255))
+    centres = mu_law_decode(np.arange(-128, 128)).astype(np.float64)
+    assert np.all((centres >= edges[:-1]) & (centres < edges[1:]))
