@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(engine's expected worst case {result['expected_worst_case_ms']:.1f} ms)")
     print(f"  instrument xruns {result['instrument_xruns']}, underruns {result['instrument_underruns']}; "
           f"JACK xruns seen by the probe {result['jack_xruns_seen_by_probe']} "
-          f"(at {result['jack_xrun_seconds']} s); late clients {result['late_clients']}")
+          f"(at {result['jack_xrun_seconds']} s); xruns by culprit ('jackd': the server itself was late) "
+          f"{result['late_clients']}")
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -15,10 +15,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -37,6 +39,96 @@ def jack_tools_missing() -> str | None:
     except (ImportError, OSError) as error:
         return f"the JACK-Client package is not usable ({error}): pip install JACK-Client"
     return None
+
+
+SERVER_CULPRIT = "jackd"  # what :attr:`JackXrun.culprits` names when the server's own cycle was late
+_DRIVER_LATE_MARKER = "JackTimedDriver::Process XRun = "
+_CLIENT_LATE_MARKER = "JackEngine::XRun: client = "
+
+
+@dataclass(frozen=True)
+class JackXrun:
+    """One xrun as jackd logged it, and who caused it.
+
+    JACK2's timed drivers (dummy, loopback) log ``JackTimedDriver::Process XRun = N usec`` when the
+    driver's own thread finds itself past the next cycle's deadline: the server woke or ran late,
+    re-anchors its clock and starts the next cycle at once. At the start of each cycle the engine
+    logs ``JackEngine::XRun: client = C was not finished, state = S`` for every client that has
+    not finished the previous cycle: ``Running`` is a client that was scheduled and was still
+    computing at the deadline; ``Triggered`` one that had not started (it waited for an upstream
+    client, or for the CPU). Source: JACK2 ``common/JackTimedDriver.cpp`` (``ProcessWait``) and
+    ``common/JackEngine.cpp`` (``CheckXRun``).
+
+    Attributes
+    ----------
+    seconds : float
+        ``time.monotonic()`` when the first line of the xrun was read from jackd's output.
+    driver_late : bool
+        The server's driver was past its deadline: clients triggered just before its catch-up
+        cycle had no time at all, so none of them is to blame.
+    driver_usec : int or None
+        The ``N usec`` jackd logged with the driver's lateness (its cycle's run time at that
+        point; not the size of the stall).
+    unfinished : tuple of (str, str)
+        ``(client, state)`` for each client JACK found unfinished, in log order.
+    """
+
+    seconds: float
+    driver_late: bool
+    driver_usec: int | None
+    unfinished: tuple[tuple[str, str], ...]
+
+    @property
+    def culprits(self) -> tuple[str, ...]:
+        """Who made this xrun: ``("jackd",)`` when the driver was late; else the clients that were
+        ``Running`` at the deadline; else (none had started) every unfinished client, since any of
+        them may have been the one that was not woken in time."""
+        if self.driver_late:
+            return (SERVER_CULPRIT,)
+        running = tuple(client for client, state in self.unfinished if state == "Running")
+        return running or tuple(client for client, _ in self.unfinished)
+
+
+def parse_jack_xruns(lines: Iterable[tuple[float, str]], *, link_seconds: float) -> list[JackXrun]:
+    """Group jackd's log lines into xruns (see :class:`JackXrun`).
+
+    Parameters
+    ----------
+    lines : iterable of (float, str)
+        ``(time.monotonic() when read, line)`` in the order jackd wrote them.
+    link_seconds : float
+        A driver-late line and the engine's list of unfinished clients that follows within this
+        time are one xrun (the engine checks the graph in the catch-up cycle, microseconds after
+        the driver's line): one or two JACK periods.
+
+    Returns
+    -------
+    list of JackXrun
+        In log order. A driver-late line with no unfinished clients after it is an xrun of its own
+        (JACK notified every client of it).
+    """
+    events: list[dict] = []
+    open_event: dict | None = None  # the xrun whose client lines are still being read
+    for seconds, line in lines:
+        if _DRIVER_LATE_MARKER in line:
+            text = line.split(_DRIVER_LATE_MARKER, 1)[1].split()[0]
+            open_event = {"seconds": seconds, "driver_late": True,
+                          "driver_usec": int(text) if text.lstrip("-").isdigit() else None, "unfinished": []}
+            events.append(open_event)
+        elif _CLIENT_LATE_MARKER in line:
+            rest = line.split(_CLIENT_LATE_MARKER, 1)[1]
+            client, _, state = rest.partition(" was not finished, state = ")
+            state = state.strip() or "unknown"
+            linkable = (open_event is not None and
+                        (open_event["unfinished"] or seconds - open_event["seconds"] <= link_seconds))
+            if not linkable:
+                open_event = {"seconds": seconds, "driver_late": False, "driver_usec": None, "unfinished": []}
+                events.append(open_event)
+            open_event["unfinished"].append((client.strip(), state))
+        elif open_event is not None and open_event["unfinished"]:
+            open_event = None  # "Process error" (or any other line) ends the engine's list
+    return [JackXrun(seconds=e["seconds"], driver_late=e["driver_late"], driver_usec=e["driver_usec"],
+                     unfinished=tuple(e["unfinished"])) for e in events]
 
 
 def realtime_scheduling_allowed() -> bool:
@@ -65,7 +157,8 @@ class JackServer:
     name : str, optional
         Server name (default: ``nsynth-test-<random>``) so concurrent tests do not collide.
     log_path : Path, optional
-        Where jackd's output goes (default: discarded; needed by :meth:`late_clients`).
+        Where jackd's output goes, each line prefixed with the ``time.monotonic()`` it was read at
+        (default: discarded; needed by :meth:`xruns` and :meth:`late_clients`).
     realtime : bool
         Run JACK's threads with real-time scheduling (needs the privilege; default False, as on CI
         machines: ``--no-realtime``).
@@ -94,6 +187,8 @@ class JackServer:
                         JACK_NO_AUDIO_RESERVATION="1")
         self._process: subprocess.Popen | None = None
         self._log = None
+        self._reader: threading.Thread | None = None
+        self._lines: list[tuple[float, str]] = []  # (time.monotonic() when read, line); appended by the reader
 
     def start(self, *, timeout_seconds: float = 10.0) -> "JackServer":
         """Start jackd and wait until it accepts clients.
@@ -110,10 +205,18 @@ class JackServer:
             "jackd", "--realtime" if self.realtime else "--no-realtime", "-n", self.name,
             "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period_frames),
         ]
-        self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
+        self._lines = []
+        self._log = open(self.log_path, "w") if self.log_path else None
         self._process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            command, stdout=subprocess.PIPE if self._log else subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            env=self.env, start_new_session=True, text=True, errors="replace",
         )
+        if self._log is not None:
+            # jackd's log has no times; stamping each line as it arrives tells a driver-late line
+            # apart from a later, unrelated xrun (jack_error writes to stderr, unbuffered).
+            self._reader = threading.Thread(target=self._read_log, args=(self._process.stdout, self._log),
+                                            name="jackd-log", daemon=True)
+            self._reader.start()
         waited = subprocess.run(
             ["jack_wait", "-w", "-t", str(max(1, int(timeout_seconds)))],
             env=self.env, capture_output=True, text=True, timeout=timeout_seconds + 5,
@@ -125,34 +228,59 @@ class JackServer:
             )
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running jackd (None when stopped)."""
+        return None if self._process is None else self._process.pid
+
+    def _read_log(self, stream, log) -> None:
+        for line in stream:
+            stamp = time.monotonic()
+            self._lines.append((stamp, line.rstrip("\n")))
+            try:
+                log.write(f"{stamp:.6f} {line}")
+                log.flush()
+            except ValueError:  # closed by stop() after its join timed out
+                return
+
+    def xruns(self) -> list[JackXrun]:
+        """The xruns jackd has logged so far, each with its :attr:`JackXrun.culprits`.
+
+        Empty without ``log_path``. A driver-late line and the unfinished clients logged within
+        two periods after it are one xrun (see :func:`parse_jack_xruns`).
+        """
+        period_seconds = self.period_frames / self.sample_rate
+        return parse_jack_xruns(list(self._lines), link_seconds=2.0 * period_seconds)
+
     def late_clients(self) -> dict[str, int]:
-        """Xruns per client that JACK found unfinished at a deadline, from jackd's log.
+        """Xruns per culprit (a client, or ``"jackd"`` for the server itself); see :meth:`xruns`.
 
         Tells whose lateness caused an xrun: the instrument's audio (``nsynth-live-audio``), its
-        MIDI input (``nsynth-live``, RtMidi's C++ code) or the probe. Empty without ``log_path``.
+        MIDI input (``nsynth-live``, RtMidi's C++ code), the probe, or the server. Empty without
+        ``log_path``.
         """
-        if self.log_path is None or not Path(self.log_path).exists():
-            return {}
         counts: dict[str, int] = {}
-        for line in Path(self.log_path).read_text(errors="replace").splitlines():
-            marker = "JackEngine::XRun: client = "
-            if marker in line:
-                client = line.split(marker, 1)[1].split(" was not finished", 1)[0]
-                counts[client] = counts.get(client, 0) + 1
+        for xrun in self.xruns():
+            for culprit in xrun.culprits:
+                counts[culprit] = counts.get(culprit, 0) + 1
         return counts
 
     def stop(self) -> None:
         """Terminate jackd (kill after 5 s); idempotent."""
-        if self._process is not None:
-            if self._process.poll() is None:
-                self._process.terminate()
-                try:
-                    self._process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-                    self._process.wait(timeout=5)
-            self._process = None
-        if self._log not in (None, subprocess.DEVNULL):
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if self._reader is not None:
+            self._reader.join(timeout=5)  # jackd exited: its output ends
+            self._reader = None
+        if process is not None and process.stdout is not None:
+            process.stdout.close()
+        if self._log is not None:
             self._log.close()
         self._log = None
 

@@ -28,6 +28,8 @@ import soundfile
 from nsynth_live.functional.pitch import NoStablePitchError, estimate_f0_hz
 from nsynth_live.functional.midi import cents_between, midi_to_hz
 from nsynth_live.io.jack_session import (
+    INSTRUMENT_AUDIO_CLIENT,
+    INSTRUMENT_MIDI_CLIENT,
     InstrumentProcess,
     JackServer,
     JackUnavailable,
@@ -44,10 +46,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_PATH = REPO_ROOT / "models" / "sing_default.onnx"
 EXAMPLE_MIDI = REPO_ROOT / "examples" / "bach_bwv66_6.mid"
 SAMPLE_RATE = 48_000  # Hz of the JACK server
-# JACK cycle: 10.7 ms at 48 kHz. At 256 frames (5.3 ms) this 2-core VM showed ~1 xrun in 7 e2e runs,
-# with JACK naming every client late at once (the instrument, its MIDI client and the test's own probe):
-# scheduler stalls of the machine, not the instrument. 512 frames is a common live setting; latency at
-# 256 frames is measured by benchmarks/latency_jack.py.
+# JACK cycle: 10.7 ms at 48 kHz. At 256 frames (5.3 ms) this 2-core VM showed ~1 xrun in 7 e2e runs.
+# 512 frames is a common live setting; latency at 256 frames is measured by benchmarks/latency_jack.py.
 PERIOD_FRAMES = 512
 NOTE_ON, NOTE_OFF = 0x90, 0x80  # MIDI status bytes, channel 1
 PITCH_TOLERANCE_CENTS = 50.0
@@ -133,6 +133,34 @@ def start_instrument(server, tmp_path, model: InstrumentModel, *extra):
     return instrument
 
 
+INSTRUMENT_CLIENTS = frozenset({INSTRUMENT_AUDIO_CLIENT, INSTRUMENT_MIDI_CLIENT})
+
+
+def assert_instrument_kept_time(model: InstrumentModel, server: JackServer, stats: dict, instrument) -> None:
+    """The instrument caused no xrun, and every xrun it counted is one jackd logged.
+
+    An xrun is the instrument's when JACK found one of its clients still running at a deadline
+    (or none of the unfinished clients had started) while the server was on time
+    (:attr:`JackXrun.culprits`). An xrun of a late server - jackd's own driver thread, the
+    machine's highest-priority thread, woke past its deadline and its catch-up cycle left every
+    client no time - or of the test's probe is printed, not failed: this 2-core VM showed about
+    one in eight runs of this file. Underruns (the engine's ring ran dry) are always the
+    instrument's.
+    """
+    xruns = server.xruns()
+    excused = [x for x in xruns if not INSTRUMENT_CLIENTS & set(x.culprits)]
+    if excused:
+        print(f"  xruns not caused by the instrument: {len(excused)} ("
+              + ", ".join("+".join(x.culprits) for x in excused) + ")")
+    if not model.checks_xruns:
+        return
+    report = f"JACK realtime={server.realtime}; xruns by culprit: {server.late_clients()}\n" + instrument.output
+    caused = [x for x in xruns if INSTRUMENT_CLIENTS & set(x.culprits)]
+    assert not caused, f"the instrument was late at {len(caused)} JACK deadlines: {caused}; " + report
+    assert stats["xrun_count"] == 0 or xruns, "the instrument counted xruns that jackd did not log; " + report
+    assert stats["underrun_count"] == 0, "the engine fell behind (underruns); " + report
+
+
 def example_melody(count: int) -> list[int]:
     """The first ``count`` notes of the example chorale's soprano (track 1) line."""
     midi = mido.MidiFile(EXAMPLE_MIDI)
@@ -178,7 +206,8 @@ def test_midi_file_notes_played_live_have_their_pitch_without_xruns(instrument_m
         rows.append(f"  MIDI {pitch}: f0 {f0:7.2f} Hz ({errors_cents[-1]:+6.1f} cents), "
                     f"latency {latencies_ms[index]:5.1f} ms")
     print(
-        f"\nJACK end-to-end, {instrument_model.name} (dummy driver, 48 kHz, period 256, block 256, "
+        f"\nJACK end-to-end, {instrument_model.name} (dummy driver, {SAMPLE_RATE} Hz, period {PERIOD_FRAMES}, "
+        f"block {PERIOD_FRAMES}, "
         f"realtime={jack_server.realtime}):\n" + "\n".join(rows)
         + f"\n  MIDI-in to audio-out latency: median {np.median(latencies_ms):.1f} ms, "
         f"max {np.max(latencies_ms):.1f} ms (onset = -20 dB of the note's peak); first sound (-40 dB): "
@@ -188,9 +217,7 @@ def test_midi_file_notes_played_live_have_their_pitch_without_xruns(instrument_m
         f"JACK server xruns seen by the probe: {jack_xruns}"
     )
     assert all(abs(e) <= PITCH_TOLERANCE_CENTS for e in errors_cents), rows
-    assert stats["xrun_count"] == 0 or not instrument_model.checks_xruns, (
-        f"xruns; JACK realtime={jack_server.realtime}; clients JACK found late: {jack_server.late_clients()}\n"
-        + instrument.output)
+    assert_instrument_kept_time(instrument_model, jack_server, stats, instrument)
     assert stats["midi_events"] == 2 * len(pitches), stats
     # --record wrote what the callback played: the same notes the probe captured from JACK
     recorded, recorded_rate = soundfile.read(recording, dtype="float32")
@@ -257,9 +284,7 @@ def test_oscsend_xy_during_a_held_note_changes_the_spectrum(instrument_model, ja
           f"after {moved_xy_db:.2f} dB (xruns {stats['xrun_count']}, underruns {stats['underrun_count']})")
     assert np.abs(window(moved, *after)).max() > 1e-3, "the held note went silent after the XY move"
     assert moved_xy_db > 3.0 * same_xy_db and moved_xy_db > 1.0
-    assert stats["xrun_count"] == 0 or not instrument_model.checks_xruns, (
-        f"xruns; JACK realtime={jack_server.realtime}; clients JACK found late: {jack_server.late_clients()}\n"
-        + instrument.output)
+    assert_instrument_kept_time(instrument_model, jack_server, stats, instrument)
 
 
 def test_play_a_midi_file_live_and_record_it(instrument_model, jack_server, tmp_path):
@@ -277,6 +302,4 @@ def test_play_a_midi_file_live_and_record_it(instrument_model, jack_server, tmp_
     assert np.sqrt(np.mean(recorded[int(first_note_seconds * SAMPLE_RATE):, 0] ** 2)) > 1e-3, "nothing was played"
     print(f"\n--play live, {instrument_model.name}: {recorded.shape[0] / SAMPLE_RATE:.2f} s recorded, xruns {stats['xrun_count']}, "
           f"underruns {stats['underrun_count']}")
-    assert stats["xrun_count"] == 0 or not instrument_model.checks_xruns, (
-        f"xruns; JACK realtime={jack_server.realtime}; clients JACK found late: {jack_server.late_clients()}\n"
-        + instrument.output)
+    assert_instrument_kept_time(instrument_model, jack_server, stats, instrument)
