@@ -371,6 +371,11 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
                 callback_errors[0] += 1
 
     stream = open_output_stream(device, sample_rate=sample_rate, block_size=block_size, channels=2, callback=callback)
+    if args.realtime_priority is not None:
+        # Before any thread that takes the GIL starts (recorder, MIDI, OSC, player, inference):
+        # they inherit it. One left at normal priority can be preempted by a busy process while it
+        # holds the GIL, and the audio callback then waits for it past the deadline.
+        _request_realtime_priority(args.realtime_priority)
     if args.record is not None:  # after the stream opened: a failed open leaves no temporary file
         # PortAudio calls back with exactly block_size frames when the stream has a fixed blocksize;
         # the ring holds 5 s, far more than the writer thread ever lags.
@@ -402,8 +407,6 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
         sys.setswitchinterval(min(switch_interval_seconds, 0.001))
         gc.collect()
         gc.freeze()
-        if args.realtime_priority is not None:
-            _request_realtime_priority(args.realtime_priority)
         runner.start()
         stream.start()
         started = time.monotonic()
@@ -439,6 +442,7 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
                 break
             # Long waits: every wake-up of this thread takes the GIL the audio callback needs.
             stop.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
+        stats["thread_scheduling"] = _thread_scheduling()  # while every thread still runs
     finally:
         if player is not None:
             player.stop()
@@ -480,10 +484,38 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
     return stats
 
 
+def _thread_scheduling() -> dict[str, str]:
+    """Scheduling of each Python thread of this process, by thread name (Linux; ``{}`` elsewhere).
+
+    Returns
+    -------
+    dict of str to str
+        ``"SCHED_FIFO 1"`` (policy and real-time priority) or ``"SCHED_OTHER"``; a repeated
+        thread name gets its native thread id appended.
+    """
+    names = {getattr(os, name): name for name in ("SCHED_OTHER", "SCHED_BATCH", "SCHED_IDLE", "SCHED_FIFO", "SCHED_RR")
+             if hasattr(os, name)}
+    realtime = {getattr(os, name) for name in ("SCHED_FIFO", "SCHED_RR") if hasattr(os, name)}
+    found: dict[str, str] = {}
+    for thread in threading.enumerate():
+        tid = thread.native_id
+        if tid is None:
+            continue
+        try:
+            policy = os.sched_getscheduler(tid)
+            priority = os.sched_getparam(tid).sched_priority
+        except (AttributeError, OSError):  # not Linux, or the thread just ended
+            continue
+        text = names.get(policy, f"policy {policy}")
+        key = thread.name if thread.name not in found else f"{thread.name} ({tid})"
+        found[key] = f"{text} {priority}" if policy in realtime else text
+    return found
+
+
 def _request_realtime_priority(priority: int) -> bool:
     """Switch the calling thread to SCHED_FIFO; threads it creates later inherit the policy.
 
-    Called before the inference, MIDI and OSC threads start. The audio callback's thread belongs to
+    Called before the recorder, MIDI, OSC, player and inference threads start. The audio callback's thread belongs to
     the audio server's client library (JACK runs it real-time itself); the inference thread must
     not be preempted by ordinary busy processes while it holds the GIL the callback waits for.
     Returns False (with a warning) where the OS refuses.
