@@ -113,3 +113,21 @@ def test_realtime_priority_out_of_range_is_refused(capsys):
     with pytest.raises(SystemExit):
         app.build_parser().parse_args(["--realtime-priority", "99"])
     assert "1..89" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_getscheduler"), reason="Linux scheduling calls")
+def test_thread_scheduling_names_each_python_thread_and_its_policy():
+    import os
+    import threading
+
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait, name="nsynth-test-worker", daemon=True)
+    worker.start()
+    try:
+        found = app._thread_scheduling()
+    finally:
+        release.set()
+        worker.join()
+    assert "nsynth-test-worker" in found and "MainThread" in found, found
+    if os.sched_getscheduler(0) == os.SCHED_OTHER:  # (a real-time parent would make both SCHED_FIFO)
+        assert found["MainThread"] == found["nsynth-test-worker"] == "SCHED_OTHER"
