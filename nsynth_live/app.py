@@ -515,9 +515,10 @@ def _thread_scheduling() -> dict[str, str]:
 def _request_realtime_priority(priority: int) -> bool:
     """Switch the calling thread to SCHED_FIFO; threads it creates later inherit the policy.
 
-    Called before the recorder, MIDI, OSC, player and inference threads start. The audio callback's thread belongs to
-    the audio server's client library (JACK runs it real-time itself); the inference thread must
-    not be preempted by ordinary busy processes while it holds the GIL the callback waits for.
+    Called before the recorder, MIDI, OSC, player and inference threads start. The audio
+    callback's thread belongs to the audio server's client library (JACK runs it real-time
+    itself); no thread that takes the GIL the callback waits for may be preempted by ordinary busy
+    processes while it holds it.
     Returns False (with a warning) where the OS refuses.
     """
     try:

@@ -143,8 +143,8 @@ def assert_instrument_kept_time(model: InstrumentModel, server: JackServer, stat
     (or none of the unfinished clients had started) while the server was on time
     (:attr:`JackXrun.culprits`). An xrun of a late server - jackd's own driver thread, the
     machine's highest-priority thread, woke past its deadline and its catch-up cycle left every
-    client no time - or of the test's probe is printed, not failed: this 2-core VM showed about
-    one in eight runs of this file. Underruns (the engine's ring ran dry) are always the
+    client no time - or of the test's probe is printed, not failed: this 2-core VM showed one of
+    each in 14 runs of this file with both cores busy. Underruns (the engine's ring ran dry) are always the
     instrument's. With ``--realtime-priority`` every Python thread of the instrument must run
     real-time: one at normal priority can be preempted while it holds the GIL the callback needs.
     """
