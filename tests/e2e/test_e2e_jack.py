@@ -144,22 +144,23 @@ def assert_instrument_kept_time(model: InstrumentModel, server: JackServer, stat
     (:attr:`JackXrun.culprits`). An xrun of a late server - jackd's own driver thread, the
     machine's highest-priority thread, woke past its deadline and its catch-up cycle left every
     client no time - or of the test's probe is printed, not failed: this 2-core VM showed one of
-    each in 14 runs of this file with both cores busy. Underruns (the engine's ring ran dry) are always the
-    instrument's. With ``--realtime-priority`` every Python thread of the instrument must run
-    real-time: one at normal priority can be preempted while it holds the GIL the callback needs.
+    each in 14 runs of this file with both cores busy. Underruns (the engine's ring ran dry) are
+    always the instrument's. With ``--realtime-priority`` every Python thread of the instrument
+    must run real-time: one at normal priority can be preempted while it holds the GIL the
+    callback needs.
     """
     if server.realtime:  # --realtime-priority was given: every thread that takes the GIL runs real-time
         threads = stats["thread_scheduling"]
         assert threads and all(policy.startswith("SCHED_FIFO") for policy in threads.values()), threads
     xruns = server.xruns()
-    excused = [x for x in xruns if not INSTRUMENT_CLIENTS & set(x.culprits)]
+    caused = [x for x in xruns if INSTRUMENT_CLIENTS & set(x.culprits)]
+    excused = [x for x in xruns if x not in caused]
     if excused:
         print(f"  xruns not caused by the instrument: {len(excused)} ("
               + ", ".join("+".join(x.culprits) for x in excused) + ")")
     if not model.checks_xruns:
         return
     report = f"JACK realtime={server.realtime}; xruns by culprit: {server.late_clients()}\n" + instrument.output
-    caused = [x for x in xruns if INSTRUMENT_CLIENTS & set(x.culprits)]
     assert not caused, f"the instrument was late at {len(caused)} JACK deadlines: {caused}; " + report
     assert stats["xrun_count"] == 0 or xruns, "the instrument counted xruns that jackd did not log; " + report
     assert stats["underrun_count"] == 0, "the engine fell behind (underruns); " + report
