@@ -185,7 +185,7 @@ def main(argv=None) -> int:
                     decoder = (f" {np.mean([by_past['per_note'][i][short_bin] - by_past['per_note'][i][-1] for i in band]):8.2f}"
                                if short_bin is not None else "")
                     print(f"{label:>14} {short:8.2f} {both:8.2f} {short - both:8.2f}{decoder}  ({about})")
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

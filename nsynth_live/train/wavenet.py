@@ -318,6 +318,9 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
     ------
     ValueError
         If the run folder belongs to a different training config.
+    FloatingPointError
+        If a step's loss or gradient norm is not finite; raised before that step updates the
+        weights, so the checkpoint written on the way out keeps the last finite ones.
     """
     from tqdm.auto import tqdm
 
@@ -389,14 +392,24 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
                 crops = sampler.sample(config.batch_size).to(device)
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                     loss = model.loss(crops)
+                value = float(loss.detach())
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                non_finite = None if math.isfinite(value) else f"loss {value}"
+                if non_finite is None:
+                    loss.backward()
+                    grad_norm = float(torch.nn.utils.get_total_norm(
+                        [p.grad for p in model.parameters() if p.grad is not None]))
+                    non_finite = None if math.isfinite(grad_norm) else f"gradient norm {grad_norm}"
+                if non_finite is not None:
+                    # raised before the update: the checkpoint written on the way out holds the
+                    # weights before this step, not non-finite ones, and a resume goes on from them
+                    raise FloatingPointError(
+                        f"{non_finite} at step {step + 1}; the run is checkpointed at step {step} with the "
+                        "weights before it: resume with a lower learning_rate_scale (--lr-scale)"
+                    )
                 optimizer.step()
                 step += 1
                 update_ema_(average, model, ema_decay_at(config.ema_decay, step))
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"loss became {value} at step {step}; lower learning_rate_scale")
                 running = value if running is None else 0.95 * running + 0.05 * value
                 bar.update(1)
                 bar.set_postfix(loss=f"{running:.3f}", lr=f"{learning_rate:.2g}")

@@ -400,3 +400,51 @@ def test_harmonic_energy_ratio(rng):
         harmonic_energy_ratio(tone, 9000.0, sample_rate=rate)
     with pytest.raises(ValueError, match="1-D"):
         harmonic_energy_ratio(tone[:10], 220.0, sample_rate=rate)
+
+
+class _NonFiniteGradient(torch.autograd.Function):
+    """Identity forward, NaN gradient backward: a finite loss whose step would poison the weights."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+@pytest.mark.parametrize("poison", ["loss", "gradient"])
+def test_a_non_finite_step_stops_before_the_weights_change(dataset_root, tmp_path, monkeypatch, poison):
+    run = tmp_path / "run"
+    train_wavenet(dataset_root, run, config=_config(max_steps=2), progress=False)
+    before = {k: v.clone() for k, v in load_trained_model(run, weights="raw").state_dict().items()}
+    real_loss = WaveNetAutoencoder.loss
+
+    def poisoned(self, audio):
+        loss = real_loss(self, audio)
+        return loss * float("nan") if poison == "loss" else _NonFiniteGradient.apply(loss)
+
+    monkeypatch.setattr(WaveNetAutoencoder, "loss", poisoned)
+    with pytest.raises(FloatingPointError, match=f"{poison} (norm )?nan at step 3; the run is checkpointed at step 2"):
+        train_wavenet(dataset_root, run, config=_config(max_steps=4), progress=False)
+    after = load_trained_model(run, weights="raw").state_dict()
+    for name, value in before.items():
+        torch.testing.assert_close(after[name], value, rtol=0, atol=0, msg=name)
+    average = load_trained_model(run).state_dict()
+    assert all(bool(torch.isfinite(v).all()) for v in average.values())
+    monkeypatch.setattr(WaveNetAutoencoder, "loss", real_loss)
+    assert train_wavenet(dataset_root, run, config=_config(max_steps=3), progress=False).step == 3
+
+
+def test_train_cli_reports_a_non_finite_loss_without_a_traceback(dataset_root, tmp_path, capsys, monkeypatch):
+    import runpy
+    from pathlib import Path
+
+    main = runpy.run_path(str(Path(__file__).resolve().parents[2] / "export" / "train_wavenet.py"))["main"]
+    real_loss = WaveNetAutoencoder.loss
+    monkeypatch.setattr(WaveNetAutoencoder, "loss", lambda self, audio: real_loss(self, audio) * float("inf"))
+    args = [str(dataset_root), "--run-dir", str(tmp_path / "run"), "--model", "tiny", "--batch-size", "2",
+            "--crop-samples", "256", "--max-steps", "2", "--evaluate", "0", "--device", "cpu", "--no-progress"]
+    assert main(args) == 2
+    assert "error: loss inf at step 1; the run is checkpointed at step 0" in capsys.readouterr().err
