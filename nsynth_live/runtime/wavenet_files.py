@@ -13,6 +13,7 @@ and show a tqdm progress bar.
 
 from __future__ import annotations
 
+import glob
 import json
 import warnings
 from dataclasses import dataclass
@@ -109,11 +110,13 @@ def _atomic_write(path: Path, write) -> None:
             write(stream)
 
 
-def _remove_stale_partials(folder: Path) -> None:
-    """Temporary files of a job that was killed before its ``os.replace``."""
-    if folder.is_dir():
-        for stale in folder.rglob(f".*{_PARTIAL_SUFFIX}"):
-            stale.unlink()
+def _remove_stale_partials(destinations) -> None:
+    """Temporary files that a killed job left for these destinations (``atomic_output`` names them
+    ``.<name>.<random><suffix>`` next to each); other files in the folder, another job's included, stay."""
+    for destination in destinations:
+        if destination.parent.is_dir():
+            for stale in destination.parent.glob(f".{glob.escape(destination.name)}.*{_PARTIAL_SUFFIX}"):
+                stale.unlink(missing_ok=True)
 
 
 def save_encoding(path, encoding: np.ndarray, *, num_samples: int, sample_rate: int, source: str = "") -> None:
@@ -202,11 +205,11 @@ def encode_files(inputs, out_dir, *, model: WaveNetAutoencoder, device="cpu", fo
 
     device = resolve_device(device)
     out_dir = Path(out_dir)
-    _remove_stale_partials(out_dir)
     config = model.config
     encoder_model = model.to(device).eval()
     jobs = [(path, out_dir / stem.with_name(stem.name + ".npy"))
             for path, stem in collect_files(inputs, suffixes=AUDIO_SUFFIXES)]
+    _remove_stale_partials(out for _, out in jobs)
     todo = [(path, out) for path, out in jobs if force or not out.exists()]
     written = []
     for path, out in tqdm(todo, desc="encode", unit="file", disable=not progress):
@@ -233,7 +236,10 @@ def decode_files(inputs, out_dir, *, generator, batch_size: int = 16, seed: int 
 
     Notes of different lengths share a batch: shorter ones are padded with zero frames, which
     cannot change their own samples (the decoder is causal), and trimmed back. Each WAV is written
-    atomically as soon as its batch is done, so a killed job resumes where it stopped.
+    atomically as soon as its batch is done, so a killed job resumes where it stopped. The batches
+    are formed over every input, finished or not (notes sorted by length), and a batch with a
+    finished note is generated whole again (only its missing files are written): with the same
+    inputs, ``batch_size`` and ``seed``, a resumed job writes the same audio as one never stopped.
 
     Parameters
     ----------
@@ -244,7 +250,7 @@ def decode_files(inputs, out_dir, *, generator, batch_size: int = 16, seed: int 
     batch_size : int
         Notes generated together (GPU: hundreds; CPU: tens).
     seed : int
-        Sampling seed of the first batch; batch ``i`` uses ``seed + i``.
+        Sampling seed of the first batch; batch ``i`` (counting finished ones) uses ``seed + i``.
     temperature : float
     force : bool
         Regenerate notes whose WAV exists (otherwise they are skipped).
@@ -267,20 +273,21 @@ def decode_files(inputs, out_dir, *, generator, batch_size: int = 16, seed: int 
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     config = generator.config
     out_dir = Path(out_dir)
-    _remove_stale_partials(out_dir)
     jobs = []
     for path, stem in collect_files(inputs, suffixes=(".npy",)):
-        out = out_dir / stem.with_name(stem.name + ".wav")
-        if out.exists() and not force:
-            continue
         encoding, num_samples = load_encoding(path, bottleneck_dims=config.bottleneck_dims,
                                               hop_length_samples=config.hop_length_samples)
-        jobs.append(_DecodeJob(path, out, encoding, num_samples))
-    jobs.sort(key=lambda job: job.encoding.shape[0])  # similar lengths share batches
+        jobs.append(_DecodeJob(path, out_dir / stem.with_name(stem.name + ".wav"), encoding, num_samples))
+    _remove_stale_partials(job.out for job in jobs)
+    jobs.sort(key=lambda job: job.encoding.shape[0])  # similar lengths share batches (a stable sort)
+    batches = [jobs[start: start + batch_size] for start in range(0, len(jobs), batch_size)]
     written = []
-    bar = tqdm(total=len(jobs), desc="decode", unit="note", disable=not progress)
-    for index, start in enumerate(range(0, len(jobs), batch_size)):
-        batch = jobs[start: start + batch_size]
+    bar = tqdm(total=sum(force or not job.out.exists() for job in jobs), desc="decode", unit="note",
+               disable=not progress)
+    for index, batch in enumerate(batches):
+        missing = [force or not job.out.exists() for job in batch]
+        if not any(missing):
+            continue
         frames = max(job.encoding.shape[0] for job in batch)
         encodings = np.zeros((len(batch), frames, config.bottleneck_dims), np.float32)
         for row, job in enumerate(batch):
@@ -288,6 +295,8 @@ def decode_files(inputs, out_dir, *, generator, batch_size: int = 16, seed: int 
         audio = generator.generate(torch.from_numpy(encodings), seed=seed + index, temperature=temperature,
                                    progress=progress).numpy()
         for row, job in enumerate(batch):
+            if not missing[row]:
+                continue
             samples = audio[row, : job.num_samples]
             _atomic_write(job.out, lambda f, samples=samples: soundfile.write(
                 f, samples, config.sample_rate, format="WAV", subtype="PCM_16"))

@@ -147,13 +147,28 @@ def test_interrupted_decode_resumes_without_redoing_finished_files(model, tmp_pa
     mtimes = {name: os.stat(out / name).st_mtime_ns for name in finished}
     (out / ".note4.wav.abc.partial").write_bytes(b"junk of a killed write")
 
+    (out / ".other.wav.abc.partial").write_bytes(b"another job's write in progress")
+
     calls.clear()
     monkeypatch.setattr(generator, "generate", lambda e, **k: (calls.append(e.shape[0]), real_generate(e, **k))[1])
     written = decode_files([enc_dir], out, generator=generator, batch_size=2, progress=False)
     assert sum(calls) == 3  # only the three unfinished notes were generated
     assert sorted(p.name for p in written) == sorted(set(f"note{i}.wav" for i in range(5)) - set(finished))
     assert {name: os.stat(out / name).st_mtime_ns for name in finished} == mtimes
-    assert len(list(out.glob("*.wav"))) == 5 and not list(out.glob(".*"))
+    assert len(list(out.glob("*.wav"))) == 5
+    assert [p.name for p in out.glob(".*")] == [".other.wav.abc.partial"]  # only this job's leftovers go
+
+    # the resumed job wrote what one never stopped writes; so does one stopped inside a batch,
+    # after writing one of its two notes (that batch is generated whole again, one file written)
+    straight = tmp_path / "straight"
+    decode_files([enc_dir], straight, generator=generator, batch_size=2, progress=False)
+    for name in (f"note{i}.wav" for i in range(5)):
+        assert (out / name).read_bytes() == (straight / name).read_bytes(), name
+    (out / "note3.wav").unlink()
+    calls.clear()
+    assert [p.name for p in decode_files([enc_dir], out, generator=generator, batch_size=2, progress=False)] == [
+        "note3.wav"]
+    assert calls == [2] and (out / "note3.wav").read_bytes() == (straight / "note3.wav").read_bytes()
 
 
 def test_bad_encodings_are_refused(checkpoint, tmp_path, capsys):
