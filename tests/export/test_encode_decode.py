@@ -62,6 +62,13 @@ def test_encode_names_shapes_and_lengths(model, checkpoint, tmp_path, capsys):
                        "--device", "cpu", "--no-progress", "--force"]) == 0
     assert "wrote 1 encodings" in capsys.readouterr().out
 
+    # decoded, each note comes back at its input's length: 804 samples were padded to 816 and trimmed back
+    wavs = tmp_path / "wav"
+    assert decode_cli([str(out), "--out-dir", str(wavs), "--checkpoint", str(checkpoint), "--device", "cpu",
+                       "--no-progress"]) == 0
+    assert {p.relative_to(wavs).as_posix(): soundfile.info(p).frames for p in wavs.rglob("*.wav")} == {
+        "keys.v2.wav": 1600, "sub/odd.wav": 804}
+
 
 def test_stereo_and_other_rates_are_mixed_and_resampled_with_warnings(tmp_path):
     stereo = np.stack([_tone(440, 0.5, 22050), np.zeros(11025, np.float32)], axis=1)
