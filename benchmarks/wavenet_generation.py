@@ -5,14 +5,15 @@ audio per second of compute, and achieved FLOP/s (on GPU also the fraction of th
 row also measures one matmul of a dilated layer's step shape (batch x 1536 x 1024 for h512_bo16) on its
 own: "ceiling s/s" is the audio seconds per second that rate would give if the whole step ran at it,
 the most this machine can reach for the row without fewer FLOPs (another model or lower precision).
-One step = the full decoder for one sample of every voice + Gumbel-max sampling + feedback, as in
-``WaveNetGenerator.generate_codes`` (CUDA graph on GPU). Weights are random: speed does not
-depend on them.
+One step = drawing the sampling noise + the full decoder for one sample of every voice + Gumbel-max
+sampling + feedback + storing the codes, as in ``WaveNetGenerator.generate_codes`` (CUDA graph on
+GPU), plus 1/512 of a frame's conditioning projections. Weights are random: speed does not depend
+on them.
 
 Usage::
 
     python benchmarks/wavenet_generation.py                       # CPU: fp32 and bf16, batch 1, 64, 256
-    python benchmarks/wavenet_generation.py --device cuda         # GPU: bf16/fp16 up to the largest batch that fits
+    python benchmarks/wavenet_generation.py --device cuda         # GPU: bf16/fp16, batch doubling until out of memory
     python benchmarks/wavenet_generation.py --threads 1 --steps 24
 """
 
@@ -26,8 +27,11 @@ import torch
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
 from nsynth_live.runtime.wavenet_generate import WaveNetGenerator, resolve_device
 
-# Dense peak tensor throughput, FLOP/s, from the vendors' datasheets (bf16 = fp16, no sparsity).
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
+# Dense peak tensor throughput, FLOP/s, from the vendors' datasheets (bf16 = fp16, no sparsity); the
+# first name found in the device's name wins, so the PCIe and NVL H100s come before the SXM one.
+PEAK_FLOPS = {"H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, "H200": 989e12, "A100": 312e12,
+              "L4": 121e12, "A10": 125e12}
+GPU_BATCH_LIMIT = 1 << 20  # doubling stops here if memory never runs out
 
 
 def decoder_flops_per_sample(config) -> float:
@@ -54,14 +58,30 @@ def seconds_per_call(fn, *, repeats: int, warmup: int, device: torch.device) -> 
 
 
 def time_steps(generator: WaveNetGenerator, batch_size: int, steps: int, warmup: int) -> float:
-    """Seconds per step, averaged over ``steps`` after ``warmup`` steps."""
+    """Seconds per generated sample, as ``generate_codes`` spends them, averaged over ``steps``.
+
+    A step's work: drawing the sampling noise, the step itself (network, sampling and feedback; one
+    CUDA graph replay on GPU) and storing the codes; plus ``1 / hop_length_samples`` of a frame's
+    conditioning projections.
+    """
+    device = generator.device
     with torch.inference_mode():
         state = generator.new_state(batch_size)
-        encoding = torch.randn(batch_size, generator.config.bottleneck_dims, device=generator.device)
-        uniform = torch.rand(batch_size, generator.config.quantization_channels, device=generator.device)
+        encoding = torch.randn(batch_size, generator.config.bottleneck_dims, device=device)
+        uniform = torch.rand(batch_size, generator.config.quantization_channels, device=device)
         step = generator._make_step(state, uniform, 1.0, encoding)
         generator.set_frame_encoding(state, encoding)
-        return seconds_per_call(step, repeats=steps, warmup=warmup, device=generator.device)
+        noise = torch.Generator(device=device).manual_seed(0)
+        codes = torch.empty(batch_size, dtype=torch.int64, device=device)
+
+        def one_sample() -> None:
+            torch.rand(uniform.shape, generator=noise, device=device, out=uniform)
+            codes.copy_(step())
+
+        per_sample = seconds_per_call(one_sample, repeats=steps, warmup=warmup, device=device)
+        per_frame = seconds_per_call(lambda: generator.set_frame_encoding(state, encoding), repeats=3, warmup=1,
+                                     device=device)
+        return per_sample + per_frame / generator.config.hop_length_samples
 
 
 def gemm_flops_per_second(batch_size: int, in_features: int, out_features: int, dtype: torch.dtype,
@@ -83,7 +103,8 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per row (default 24 CPU, 200 GPU)")
     parser.add_argument("--batches", default=None,
-                        help="comma-separated batch sizes (default CPU 1,64,256; GPU 1,64,256,... until OOM)")
+                        help="comma-separated batch sizes (default CPU 1,64,256; GPU 1,64,256, then doubling "
+                             "until out of memory)")
     parser.add_argument("--dtypes", default=None, help="comma-separated (default CPU float32,bfloat16; GPU bfloat16,float16)")
     args = parser.parse_args(argv)
 
@@ -95,7 +116,7 @@ def main(argv=None) -> None:
     if args.batches:
         batches = [int(b) for b in args.batches.split(",")]
     else:
-        batches = [1, 64, 256] + ([512, 1024, 2048, 4096, 8192, 16384] if gpu else [])
+        batches = [1, 64, 256] + ([256 << i for i in range(1, 13) if 256 << i <= GPU_BATCH_LIMIT] if gpu else [])
     dtypes = (args.dtypes or ("bfloat16,float16" if gpu else "float32,bfloat16")).split(",")
 
     model = WaveNetAutoencoder.from_name("magenta").eval()
