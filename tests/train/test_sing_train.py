@@ -73,3 +73,40 @@ def test_instrument_count_must_match(dataset_dir, tmp_path):
     with pytest.raises(ValueError, match="2 instruments"):
         SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=replace(TINY, num_instruments=5),
                     train_config=RECIPE)
+
+
+def test_spectral_n_ffts_is_checked_and_a_run_from_before_it_resumes(dataset_dir, tmp_path):
+    with pytest.raises(ValueError, match="spectral_n_ffts"):
+        SingTrainConfig(spectral_n_ffts=())
+    with pytest.raises(ValueError, match="spectral_n_ffts"):
+        SingTrainConfig(spectral_n_ffts=(1024, 2))
+    assert SingTrainConfig(spectral_n_ffts=[1024, 4096]).spectral_n_ffts == (1024, 4096)
+    # a run folder written before the option existed trained with SING's 1024-sample window alone
+    first = SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=TINY, train_config=RECIPE)
+    first.run(max_epochs=1)
+    state = torch.load(first.state_path, weights_only=False)
+    del state["train_config"]["spectral_n_ffts"]
+    torch.save(state, first.state_path)
+    resumed = SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=TINY, train_config=RECIPE)
+    assert (resumed.stage, resumed.epoch) == ("autoencoder", 1)
+    with pytest.raises(CheckpointError, match="another model or training config"):
+        SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=TINY,
+                    train_config=replace(RECIPE, spectral_n_ffts=(1024, 4096)))
+
+
+def test_training_with_a_long_window_runs(dataset_dir, tmp_path):
+    trainer = SingTrainer(dataset_dir=dataset_dir, run_dir=tmp_path, model_config=TINY,
+                          train_config=replace(RECIPE, spectral_n_ffts=(1024, 4096)))
+    trainer.run(max_epochs=2)
+    losses = [h["train_loss"] for h in trainer.history]
+    assert len(losses) == 2 and losses[1] < losses[0]
+
+
+def test_recipe_window_lengths_option():
+    from nsynth_live.train.sing_recipe import RECIPE_SPECTRAL_N_FFTS, parse_args
+
+    assert parse_args([]).spectral_n_ffts == RECIPE_SPECTRAL_N_FFTS == (1024, 4096)
+    assert parse_args(["--spectral-n-ffts", "1024"]).spectral_n_ffts == (1024,)
+    for bad in ("1024,x", "1024,2"):
+        with pytest.raises(SystemExit):
+            parse_args(["--spectral-n-ffts", bad])
