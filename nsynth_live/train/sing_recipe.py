@@ -117,8 +117,9 @@ def render_report(r: dict) -> str:
     mc, tc = r["model_config"], r["train_config"]
     vo = p["vs_original"]
     band_rows = "\n".join(
-        f"| {name} | {band['notes']} | {100 * band['share_within_50_cents']:.0f}% | {band['median_abs_cents']:.1f} "
-        f"| {p['hop_rate_modulation'][name]['generated_median']:.3f} | {p['hop_rate_modulation'][name]['original_median']:.3f} |"
+        f"| {name} | {band['notes']} | {100 * band['share_within_50_cents']:.0f}% | {band['median_abs_cents']:.1f} | "
+        + " | ".join(f"{p[measure][name]['generated_median']:.3f} / {p[measure][name]['original_median']:.3f}"
+                     for measure in ("frame_line_energy_share", "hop_rate_modulation")) + " |"
         for name, band in vo["bands"].items() if band["notes"]
     )
     windows = " and ".join(str(n) for n in tc["spectral_n_ffts"])
@@ -149,12 +150,13 @@ Reproduce: `{r['command']}` (renders the dataset if missing, trains the three st
 | spectral loss, SING, training notes (sample) | {r['train_spectral_loss_sample']['sing']:.4f} | 0.039 |
 | spectral loss of silence (a floor: an all-zero output) | {loss['silence']:.4f} | - |
 
-Stages 1 and 3 train on the MSE of the log spectrograms (SING's code default), averaged over STFT
-windows of {windows} samples (SING's loss has 1024 alone; a 4096-sample window resolves 3.9 Hz, which tells
-a low note's pitch apart: at MIDI 36 a semitone is 3.9 Hz): with the paper's L1
-our autoencoder collapsed to silence on these sparse SoundFont spectra. So the autoencoder, trained
-only 20 epochs on 1-s crops, is not an upper bound here under L1 (it is at the silence floor), while
-SING's end-to-end stage brings the held-out L1 well below it.
+Stages 1 and 3 train on the MSE of the log spectrograms (SING's code default; with the paper's L1 our
+autoencoder collapsed to silence on these sparse SoundFont spectra), averaged over STFT windows of
+{windows} samples. SING's loss has the 1024-sample window alone, whose 15.6-Hz bins hardly see the pitch
+of a low note (a semitone is 3.9 Hz at MIDI 36); a 4096-sample window resolves 3.9 Hz. The autoencoder,
+trained only {tc['autoencoder_epochs']} epochs on 1-s crops, is not an upper bound here under L1
+({loss['autoencoder']:.4f}, silence {loss['silence']:.4f}): SING's end-to-end stage brings the held-out L1
+below it.
 
 Pitch of the generated held-out notes, MIDI 36-84 (f0 of each note's held part, 0.1-2.5 s; {p['notes']} notes,
 {p['unpitched']} without a stable pitch counted as misses):
@@ -163,10 +165,12 @@ Pitch of the generated held-out notes, MIDI 36-84 (f0 of each note's held part, 
   out; a few SoundFont samples sound an octave off their MIDI pitch): median {vo['median_abs_cents']:.1f} cents;
   {100 * vo['share_within_50_cents']:.1f}% within 50 cents.
 
-By octave, against the originals, with the decoder's hop-rate buzz (`hop_rate_modulation_depth`: amplitude
-modulation at 62.5 Hz, the 256-sample hop; medians):
+By octave, against the originals, with two artefacts of the frame-based decoder (medians, generated /
+originals): frame lines (`frame_line_energy_share`: the share of a note's energy on exact multiples of
+62.5 Hz, the 256-sample hop rate, away from its harmonics, where a partial locks instead of following the
+pitch) and buzz (`hop_rate_modulation_depth`: amplitude modulation at 62.5 Hz).
 
-| MIDI | notes | within 50 cents | median error, cents | buzz, generated | buzz, originals |
+| MIDI | notes | within 50 cents | median error, cents | frame lines | buzz |
 |---|---|---|---|---|---|
 {band_rows}
 

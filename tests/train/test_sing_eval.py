@@ -1,4 +1,4 @@
-"""Pitch accuracy and hop-rate buzz of generated notes (nsynth_live.train.sing_eval), on known tones."""
+"""Pitch accuracy and frame-rate artefacts of generated notes (nsynth_live.train.sing_eval), on known tones."""
 
 from types import SimpleNamespace
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nsynth_live.functional.midi import midi_to_hz
-from nsynth_live.train.sing_eval import hop_rate_modulation_depth, pitch_accuracy
+from nsynth_live.train.sing_eval import frame_line_energy_share, hop_rate_modulation_depth, pitch_accuracy
 
 SAMPLE_RATE = 16000
 HOP = 256
@@ -59,6 +59,30 @@ def test_hop_rate_modulation_depth_reads_the_modulation():
         hop_rate_modulation_depth(np.zeros(1000), sample_rate=SAMPLE_RATE, hop_length_samples=HOP)
 
 
+def _partials(frequencies_hz, seconds=2.4):
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return sum(np.sin(2 * np.pi * f * t) / k for k, f in enumerate(frequencies_hz, start=1))
+
+
+def test_frame_line_energy_share_finds_partials_locked_to_the_hop_rate():
+    def share(audio, f0_hz):
+        return frame_line_energy_share(audio, f0_hz=f0_hz, sample_rate=SAMPLE_RATE, hop_length_samples=HOP)
+
+    f0 = midi_to_hz(48)  # 130.81 Hz
+    harmonics = [k * f0 for k in range(1, 6)]
+    assert share(_partials(harmonics), f0) < 0.005
+    # the fundamental comes out at 125.0 Hz (2 x 62.5), the rest in tune: the fundamental's share
+    fundamental_share = 1 / sum(1 / k ** 2 for k in range(1, 6))
+    assert share(_partials([125.0] + harmonics[1:]), f0) == pytest.approx(fundamental_share, abs=0.02)
+    # MIDI 54 (185.0 Hz) played at 187.5 Hz, 3 x 62.5: every partial is on a line
+    assert share(_partials([k * 187.5 for k in range(1, 6)]), midi_to_hz(54)) > 0.95
+    assert share(np.zeros(4096), f0) == 0.0
+    with pytest.raises(ValueError, match="f0_hz"):
+        share(_partials(harmonics), float("nan"))
+    with pytest.raises(ValueError, match=">= 1024 samples"):
+        share(np.zeros(100), f0)
+
+
 def test_pitch_accuracy_against_the_midi_pitch_and_the_originals():
     notes = _notes([38, 45, 52, 64, 76], original_octave_down=(45,))
     in_tune = pitch_accuracy(ToneModel(), notes, pitch_min_midi=36, pitch_max_midi=84)
@@ -69,6 +93,7 @@ def test_pitch_accuracy_against_the_midi_pitch_and_the_originals():
     assert in_tune["vs_original"]["bands"]["36-47"] == {"notes": 2, "median_abs_cents": pytest.approx(600, abs=3),
                                                         "share_within_50_cents": 0.5}
     assert in_tune["hop_rate_modulation"]["36-47"]["generated_median"] < 0.01
+    assert in_tune["frame_line_energy_share"]["36-47"]["generated_median"] < 0.01
 
     sharp = pitch_accuracy(ToneModel(detune_cents=30.0), notes, pitch_min_midi=36, pitch_max_midi=84)
     assert sharp["median_abs_cents"] == pytest.approx(30, abs=3) and sharp["share_within_50_cents"] == 1.0
@@ -102,7 +127,9 @@ def test_the_model_report_renders_the_pitch_and_buzz_table():
         "pitch_accuracy_heldout": pitch,
     }
     text = render_report(report)
-    assert "windows of 1024 and 4096 samples" in text
+    assert "1024 and 4096 samples" in text and "(0.0900, silence 0.0900)" in text
     assert "| 36-47 | 1 | 100% |" in text and "| 72-84 | 1 | 100% |" in text
     row = next(line for line in text.splitlines() if line.startswith("| 48-59 |"))
-    assert float(row.split("|")[5]) == pytest.approx(0.194, abs=0.01) and float(row.split("|")[6]) < 0.01
+    lines, buzz = (cell.split(" / ") for cell in row.split("|")[5:7])
+    assert float(lines[0]) < 0.01 and float(lines[1]) < 0.01
+    assert float(buzz[0]) == pytest.approx(0.194, abs=0.01) and float(buzz[1]) < 0.01
