@@ -9,7 +9,8 @@ Writes a small MIDI file (4 single notes, then a C-major chord held 7 s, longer 
 265 frames) to ``--out-dir`` (default: a fresh temporary folder), renders it offline with the live
 engine (``render_midi_file``, the same ``render_hop`` as the live path) for both sustain policies
 (crossfade loop and held time index), writes the WAVs there and prints, per render: NaN count,
-peak, RMS; per single note: the strongest spectral peak vs the MIDI pitch (cents); for the held
+peak, RMS; per single note: its f0 and its strongest spectral peak vs the MIDI pitch (cents), the
+peak flagged when it sits on the 62.5-Hz frame-rate grid and off the note's harmonics; for the held
 chord: 50-ms RMS min / median and the largest sample jump vs the steady part; the level after the
 release. Then a morph check: XY (0,0) -> (1,1) during a held note, the spectral-centroid trajectory
 (10 % and 90 % times after the event) and the largest sample jump around it.
@@ -84,6 +85,7 @@ def main(argv=None) -> None:
 
     from nsynth_live.engine import Engine, EngineConfig, NoteOn, SetXY, SustainLoop
     from nsynth_live.functional.midi import cents_between, midi_to_hz
+    from nsynth_live.functional.pitch import NoStablePitchError, estimate_f0_hz
     from nsynth_live.render.offline import render_midi_file
     from nsynth_live.runtime.sing_onnx import load_synth
 
@@ -103,11 +105,24 @@ def main(argv=None) -> None:
         y = audio[:, 0].astype(np.float64)
         print(f"--- sustain {mode} ({wav}): {len(y) / rate:.2f} s, NaN {int(np.isnan(y).sum())}, "
               f"peak {np.abs(y).max():.3f}, RMS {np.sqrt(np.mean(y ** 2)):.4f}")
+        frame_rate_hz = spec.sample_rate / spec.hop_length_samples  # 62.5 Hz
         for pitch, on, off in NOTES:
             segment = y[int((on + 0.1) * rate):int((off - 0.05) * rate)]
-            f0 = peak_frequency_hz(segment, rate)
-            print(f"  note {pitch}: {midi_to_hz(pitch):7.2f} Hz expected, strongest peak {f0:7.2f} Hz "
-                  f"({cents_between(f0, midi_to_hz(pitch)):+.0f} cents), RMS {np.sqrt(np.mean(segment ** 2)):.4f}")
+            peak = peak_frequency_hz(segment, rate)
+            try:
+                f0 = estimate_f0_hz(segment, sample_rate=rate)
+            except NoStablePitchError:
+                f0 = float("nan")
+            # a strongest partial on a multiple of the frame rate and off the note's harmonics is the
+            # decoder repeating a frame's waveform (nsynth_live.train.sing_eval.frame_line_energy_share)
+            reference = f0 if np.isfinite(f0) else midi_to_hz(pitch)
+            harmonic = max(1, round(peak / reference))
+            locked = (abs(peak - frame_rate_hz * round(peak / frame_rate_hz)) < 0.3
+                      and abs(cents_between(peak, harmonic * reference)) > 20)
+            print(f"  note {pitch}: {midi_to_hz(pitch):7.2f} Hz expected, f0 {f0:7.2f} Hz "
+                  f"({cents_between(f0, midi_to_hz(pitch)):+.0f} cents), strongest peak {peak:7.2f} Hz"
+                  + (f" (on the {frame_rate_hz:g}-Hz frame-rate grid, not a harmonic)" if locked else "")
+                  + f", RMS {np.sqrt(np.mean(segment ** 2)):.4f}")
         held = y[int(5.3 * rate):int(12.0 * rate)]
         rms = windowed_rms(held, rate // 20)
         print(f"  chord held 5.3-12 s: 50-ms RMS median {np.median(rms):.4f}, min {rms.min():.4f} "
