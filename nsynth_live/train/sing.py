@@ -62,7 +62,7 @@ class SingTrainConfig:
     spectral_n_ffts : tuple of int
         STFT window lengths (samples; hop a quarter of each) of that loss, averaged
         (``multi_resolution_spectral_loss``). ``(1024,)`` is SING's loss; its 15.6-Hz bins hardly
-        see the pitch of low notes, so our recipe adds 4096.
+        see the pitch of low notes, so our recipe adds 4096 and 8192.
     seed : int
         Seeds the split, the initialisation and the batch order.
     threads : int

@@ -127,7 +127,7 @@ def test_the_model_report_renders_the_pitch_and_buzz_table():
         "pitch_accuracy_heldout": pitch,
     }
     text = render_report(report)
-    assert "1024 and 4096 samples" in text and "(0.0900, silence 0.0900)" in text
+    assert "1024, 4096 and 8192 samples" in text and "(0.0900, silence 0.0900)" in text
     assert "| 36-47 | 1 | 100% |" in text and "| 72-84 | 1 | 100% |" in text
     row = next(line for line in text.splitlines() if line.startswith("| 48-59 |"))
     lines, buzz = (cell.split(" / ") for cell in row.split("|")[5:7])

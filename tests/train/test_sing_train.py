@@ -105,7 +105,7 @@ def test_training_with_a_long_window_runs(dataset_dir, tmp_path):
 def test_recipe_window_lengths_option():
     from nsynth_live.train.sing_recipe import RECIPE_SPECTRAL_N_FFTS, parse_args
 
-    assert parse_args([]).spectral_n_ffts == RECIPE_SPECTRAL_N_FFTS == (1024, 4096)
+    assert parse_args([]).spectral_n_ffts == RECIPE_SPECTRAL_N_FFTS == (1024, 4096, 8192)
     assert parse_args(["--spectral-n-ffts", "1024"]).spectral_n_ffts == (1024,)
     for bad in ("1024,x", "1024,2"):
         with pytest.raises(SystemExit):
