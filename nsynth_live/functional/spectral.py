@@ -82,10 +82,11 @@ def multi_resolution_spectral_loss(estimate: torch.Tensor, target: torch.Tensor,
     """Mean of :func:`spectral_loss` over several STFT window lengths, each with a hop of a quarter window.
 
     With ``n_ffts=(1024,)`` this is SING's loss (eq. 3.3). A 1024-sample window resolves 15.6 Hz at
-    16 kHz, a quarter of a semitone at MIDI 36 (65.4 Hz): there a tone at the wrong pitch, or one
-    that repeats every 512 samples (harmonics of 31.25 Hz, two decoder hops), costs almost nothing.
-    A 4096-sample window (3.9 Hz) tells those apart. Averaging losses over window lengths is the
-    multi-resolution STFT loss of Yamamoto et al. 2020 (Parallel WaveGAN, section 2.3).
+    16 kHz, four semitones at MIDI 36 (65.4 Hz, where a semitone is 3.9 Hz): there a tone at the
+    wrong pitch, or one whose partials sit on multiples of SING's 62.5-Hz frame rate (a waveform
+    repeated every 256-sample hop: 125.0 Hz for 130.8), costs almost nothing. A 4096-sample window
+    (3.9 Hz) and an 8192-sample one (2 Hz) tell those apart. Averaging losses over window lengths
+    is the multi-resolution STFT loss of Yamamoto et al. 2020 (Parallel WaveGAN, section 2.3).
 
     Parameters
     ----------

@@ -123,7 +123,7 @@ def _shares(errors: np.ndarray) -> dict:
 
 @torch.no_grad()
 def pitch_accuracy(sing: Sing, notes, *, pitch_min_midi: int, pitch_max_midi: int) -> dict:
-    """Pitch error and hop-rate buzz of generated notes, against the MIDI pitch and the original notes.
+    """Pitch error and frame-rate artefacts of generated notes, against the MIDI pitch and the originals.
 
     Each note is generated from its (instrument, pitch, velocity) and measured over its held part
     (0.1-2.5 s) with ``estimate_f0_hz``. A generated note without a stable pitch counts as a miss
