@@ -47,8 +47,9 @@ def test_a_run_without_skips_passes_with_the_variable(pytester, monkeypatch):
     assert result.ret == pytest.ExitCode.OK
 
 
-def test_a_failing_run_keeps_its_own_exit_code(pytester, monkeypatch):
+def test_a_failing_run_keeps_its_exit_code_and_still_names_its_skips(pytester, monkeypatch):
     suite = SUITE + "\ndef test_fails():\n    assert False\n"
     result = run(pytester, monkeypatch, env_value="1", suite=suite)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=1, skipped=1, failed=1)
+    result.stdout.fnmatch_lines(["SKIPPED test_suite.py::test_needs_a_missing_tool: *frobnicator"])
