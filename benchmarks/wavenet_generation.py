@@ -12,7 +12,7 @@ on them.
 
 Usage::
 
-    python benchmarks/wavenet_generation.py                       # CPU: fp32 and bf16, batch 1, 64, 256
+    python benchmarks/wavenet_generation.py                       # CPU: fp32, bf16 (addmm, pre-packed), batch 1, 64, 256
     python benchmarks/wavenet_generation.py --device cuda         # GPU: bf16/fp16, batch doubling until out of memory
     python benchmarks/wavenet_generation.py --threads 1 --steps 24
 """
@@ -25,7 +25,7 @@ import time
 import torch
 
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
-from nsynth_live.runtime.wavenet_generate import WaveNetGenerator, resolve_device
+from nsynth_live.runtime.wavenet_generate import WaveNetGenerator, cpu_bf16_prepacking_available, resolve_device
 
 # Dense peak tensor throughput, FLOP/s, from the vendors' datasheets (bf16 = fp16, no sparsity); the
 # first name found in the device's name wins, so the PCIe and NVL H100s come before the SXM one.
@@ -85,15 +85,26 @@ def time_steps(generator: WaveNetGenerator, batch_size: int, steps: int, warmup:
 
 
 def gemm_flops_per_second(batch_size: int, in_features: int, out_features: int, dtype: torch.dtype,
-                          device: torch.device, repeats: int = 20) -> float:
+                          device: torch.device, repeats: int = 20, prepacked: bool = False) -> float:
     """Measured FLOP/s of one ``(batch, in) x (in, out)`` matmul, the shape of a dilated layer's step.
 
     The decoder step is 30 such products plus smaller ones, so ``this rate / FLOP per sample`` is
-    the most a step can reach on this machine: the row's ceiling.
+    the most a step can reach on this machine: the row's ceiling. ``prepacked``: the weight is
+    packed for oneDNN once, as ``WaveNetGenerator(prepack=True)`` does.
     """
     a = torch.randn(batch_size, in_features, dtype=dtype, device=device)
     b = torch.randn(in_features, out_features, dtype=dtype, device=device)
-    seconds = seconds_per_call(lambda: a @ b, repeats=repeats, warmup=3, device=device)
+    if prepacked:
+        packed = torch.ops.mkldnn._reorder_linear_weight(b.t().contiguous(), batch_size)
+        bias = torch.zeros(out_features, dtype=dtype, device=device)
+
+        def product():
+            return torch.ops.mkldnn._linear_pointwise(a, packed, bias, "none", [], "")
+    else:
+        def product():
+            return a @ b
+    with torch.inference_mode():
+        seconds = seconds_per_call(product, repeats=repeats, warmup=3, device=device)
     return 2.0 * batch_size * in_features * out_features / seconds
 
 
@@ -105,7 +116,9 @@ def main(argv=None) -> None:
     parser.add_argument("--batches", default=None,
                         help="comma-separated batch sizes (default CPU 1,64,256; GPU 1,64,256, then doubling "
                              "until out of memory)")
-    parser.add_argument("--dtypes", default=None, help="comma-separated (default CPU float32,bfloat16; GPU bfloat16,float16)")
+    parser.add_argument("--dtypes", default=None,
+                        help="comma-separated (default CPU float32,bfloat16,bf16-pack; GPU bfloat16,float16); "
+                             "bf16-pack: bfloat16 with oneDNN pre-packed weights, bfloat16: plain addmm")
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
@@ -117,7 +130,11 @@ def main(argv=None) -> None:
         batches = [int(b) for b in args.batches.split(",")]
     else:
         batches = [1, 64, 256] + ([256 << i for i in range(1, 13) if 256 << i <= GPU_BATCH_LIMIT] if gpu else [])
-    dtypes = (args.dtypes or ("bfloat16,float16" if gpu else "float32,bfloat16")).split(",")
+    if gpu:
+        default_dtypes = "bfloat16,float16"
+    else:
+        default_dtypes = "float32,bfloat16" + (",bf16-pack" if cpu_bf16_prepacking_available() else "")
+    dtypes = (args.dtypes or default_dtypes).split(",")
 
     model = WaveNetAutoencoder.from_name("magenta").eval()
     config = model.config
@@ -136,7 +153,9 @@ def main(argv=None) -> None:
     print(header + ("  % peak" if peak else ""))
     taps_in = config.decoder_kernel_size * config.residual_channels
     for dtype_name in dtypes:
-        generator = WaveNetGenerator(model.decoder, device=device, dtype=getattr(torch, dtype_name))
+        prepack = dtype_name == "bf16-pack"
+        dtype = torch.bfloat16 if prepack else getattr(torch, dtype_name)
+        generator = WaveNetGenerator(model.decoder, device=device, dtype=dtype, prepack=prepack)
         for batch in batches:
             try:
                 seconds = time_steps(generator, batch, steps, warmup=3 if not gpu else 10)
@@ -146,7 +165,8 @@ def main(argv=None) -> None:
                 break
             samples_per_second = batch / seconds
             achieved = samples_per_second * flops_per_sample
-            gemm = gemm_flops_per_second(batch, taps_in, 2 * config.residual_channels, generator.dtype, device)
+            gemm = gemm_flops_per_second(batch, taps_in, 2 * config.residual_channels, generator.dtype, device,
+                                         prepacked=prepack)
             ceiling = gemm / flops_per_sample / config.sample_rate
             line = (f"{device.type:6} {dtype_name:9} {batch:>6} {seconds * 1e3:>9.2f} {samples_per_second:>11.0f} "
                     f"{samples_per_second / config.sample_rate:>10.3f} {achieved / 1e12:>8.3f}"

@@ -5,6 +5,7 @@ import torch
 from nsynth_live.functional.mu_law import mu_law_code_to_input, mu_law_encode
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
 from nsynth_live.models.wavenet_configs import WaveNetAutoencoderConfig
+from nsynth_live.runtime import wavenet_generate
 from nsynth_live.runtime.wavenet_generate import WaveNetGenerator, resolve_device
 
 # dilations 1, 2, 4, 8, 16, 1, 2 with kernel 3: caches up to 32 rows, several wrap-arounds in 6 frames
@@ -121,3 +122,47 @@ def test_bfloat16_generation_runs_and_is_seeded(rng):
     audio = generator.generate(encodings, seed=1)
     assert audio.shape == (2, 3 * CONFIG.hop_length_samples) and audio.dtype == torch.float32
     assert torch.equal(audio, generator.generate(encodings, seed=1))
+
+
+def test_prepack_is_refused_off_cpu_bfloat16():
+    with pytest.raises(ValueError, match="prepack=True needs CPU, bfloat16"):
+        WaveNetGenerator(_model().decoder, dtype=torch.float32, prepack=True)
+    assert not WaveNetGenerator(_model().decoder, dtype=torch.float32).prepacked
+
+
+def test_prepacked_bfloat16_steps_match_addmm(rng, monkeypatch):
+    """Pre-packed oneDNN linears give addmm's logits; batches above the limit use addmm itself."""
+    model = _model()
+    auto = WaveNetGenerator(model.decoder, dtype=torch.bfloat16)
+    assert auto.prepacked == wavenet_generate.cpu_bf16_prepacking_available()
+    if not auto.prepacked:  # this CPU or build has no oneDNN bf16: asking for it is an error
+        with pytest.raises(ValueError, match="prepack=True"):
+            WaveNetGenerator(model.decoder, dtype=torch.bfloat16, prepack=True)
+        return
+    plain = WaveNetGenerator(model.decoder, dtype=torch.bfloat16, prepack=False)
+    assert auto.uses_prepacked(1) and auto.uses_prepacked(wavenet_generate.PREPACKED_MAX_BATCH)
+    assert not auto.uses_prepacked(wavenet_generate.PREPACKED_MAX_BATCH + 1)
+    assert not plain.uses_prepacked(1)
+
+    calls = []
+    packed_linear = wavenet_generate._linear_prepacked
+    monkeypatch.setattr(wavenet_generate, "_linear_prepacked",
+                        lambda *args: calls.append(args[0].shape[0]) or packed_linear(*args))
+    frames, batch = 3, 3
+    audio = torch.from_numpy(rng.uniform(-0.9, 0.9, (batch, frames * CONFIG.hop_length_samples)))
+    x_scaled = mu_law_code_to_input(mu_law_encode(audio))
+    encodings = torch.from_numpy(rng.normal(size=(batch, frames, CONFIG.bottleneck_dims)).astype(np.float32))
+    packed_logits = auto.teacher_forced_logits(x_scaled, encodings)
+    # every linear of every step: startconv, skip_start, 7 x (dilated, res+skip), out1, logits
+    assert len(calls) == frames * CONFIG.hop_length_samples * (4 + 2 * CONFIG.decoder_layers)
+    calls.clear()
+    plain_logits = plain.teacher_forced_logits(x_scaled, encodings)
+    assert not calls
+    scale = plain_logits.abs().max().item()
+    assert (packed_logits - plain_logits).abs().max().item() <= 0.02 * scale
+    assert (packed_logits.argmax(1) == plain_logits.argmax(1)).float().mean().item() > 0.98
+
+    many = torch.from_numpy(rng.normal(size=(wavenet_generate.PREPACKED_MAX_BATCH + 1, 1, CONFIG.bottleneck_dims))
+                            .astype(np.float32))
+    assert torch.equal(auto.generate_codes(many, seed=2), plain.generate_codes(many, seed=2))
+    assert not calls
