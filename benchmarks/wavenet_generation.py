@@ -25,7 +25,13 @@ import time
 import torch
 
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
-from nsynth_live.runtime.wavenet_generate import WaveNetGenerator, cpu_bf16_prepacking_available, resolve_device
+from nsynth_live.runtime.wavenet_generate import (
+    WaveNetGenerator,
+    cpu_bf16_prepacking_available,
+    linear_prepacked,
+    pack_linear_weight,
+    resolve_device,
+)
 
 # Dense peak tensor throughput, FLOP/s, from the vendors' datasheets (bf16 = fp16, no sparsity); the
 # first name found in the device's name wins, so the PCIe and NVL H100s come before the SXM one.
@@ -90,16 +96,16 @@ def gemm_flops_per_second(batch_size: int, in_features: int, out_features: int, 
 
     The decoder step is 30 such products plus smaller ones, so ``this rate / FLOP per sample`` is
     the most a step can reach on this machine: the row's ceiling. ``prepacked``: the weight is
-    packed for oneDNN once, as ``WaveNetGenerator(prepack=True)`` does.
+    packed for oneDNN once, as ``WaveNetGenerator`` does for the batch sizes it pre-packs.
     """
     a = torch.randn(batch_size, in_features, dtype=dtype, device=device)
     b = torch.randn(in_features, out_features, dtype=dtype, device=device)
     if prepacked:
-        packed = torch.ops.mkldnn._reorder_linear_weight(b.t().contiguous(), batch_size)
+        packed = pack_linear_weight(b)
         bias = torch.zeros(out_features, dtype=dtype, device=device)
 
         def product():
-            return torch.ops.mkldnn._linear_pointwise(a, packed, bias, "none", [], "")
+            return linear_prepacked(a, packed, bias)
     else:
         def product():
             return a @ b
@@ -166,7 +172,7 @@ def main(argv=None) -> None:
             samples_per_second = batch / seconds
             achieved = samples_per_second * flops_per_sample
             gemm = gemm_flops_per_second(batch, taps_in, 2 * config.residual_channels, generator.dtype, device,
-                                         prepacked=prepack)
+                                         prepacked=generator.uses_prepacked(batch))
             ceiling = gemm / flops_per_sample / config.sample_rate
             line = (f"{device.type:6} {dtype_name:9} {batch:>6} {seconds * 1e3:>9.2f} {samples_per_second:>11.0f} "
                     f"{samples_per_second / config.sample_rate:>10.3f} {achieved / 1e12:>8.3f}"

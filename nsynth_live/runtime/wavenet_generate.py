@@ -119,8 +119,18 @@ def _linear_addmm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> 
     return torch.addmm(bias, x, weight)
 
 
-def _linear_prepacked(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``x @ W + bias`` with ``W`` pre-packed for oneDNN; ``bias`` ``(out,)`` or ``(batch, out)``."""
+def pack_linear_weight(weight: torch.Tensor) -> torch.Tensor:
+    """An ``(in, out)`` bfloat16 CPU weight in oneDNN's blocked layout, for :func:`linear_prepacked`.
+
+    Packed for ``PREPACKED_MAX_BATCH`` rows (any batch works); needs
+    :func:`cpu_bf16_prepacking_available`.
+    """
+    with torch.inference_mode():
+        return torch.ops.mkldnn._reorder_linear_weight(weight.t().contiguous(), PREPACKED_MAX_BATCH)
+
+
+def linear_prepacked(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x @ W + bias`` with ``W`` from :func:`pack_linear_weight`; ``bias`` ``(out,)`` or ``(batch, out)``."""
     if bias.ndim == 1:
         return torch.ops.mkldnn._linear_pointwise(x, packed_weight, bias, "none", [], "")
     return torch.ops.mkldnn._linear_pointwise.binary(x, bias, packed_weight, None, "add")
@@ -181,42 +191,36 @@ class WaveNetGenerator:
             return layers[name].weight[:, :, 0].t()
 
         n = cfg.decoder_layers
-        self._start_w = prep(taps_matrix(layers["startconv"].weight))
+        # The matmul weights a step multiplies with, (in, out), by name; biases and conditioning apart.
+        self._plain_weights = {
+            "start": prep(taps_matrix(layers["startconv"].weight)),
+            "skip_start": prep(one_by_one("skip_start")),
+            "dilated": [prep(taps_matrix(layers[f"dilatedconv_{i}"].weight)) for i in range(1, n + 1)],
+            "res_skip": [  # (R, R + S)
+                prep(torch.cat([one_by_one(f"res_{i}"), one_by_one(f"skip_{i}")], dim=1)) for i in range(1, n + 1)
+            ],
+            "out1": prep(one_by_one("out1")),
+            "logits": prep(one_by_one("logits")),
+        }
         self._start_b = prep(layers["startconv"].bias)
-        self._skip_start_w = prep(one_by_one("skip_start"))
         self._skip_start_b = prep(layers["skip_start"].bias)
-        self._dilated_w = [prep(taps_matrix(layers[f"dilatedconv_{i}"].weight)) for i in range(1, n + 1)]
         self._cond_w = prep(torch.stack([one_by_one(f"cond_map_{i}") for i in range(1, n + 1)]))  # (L, Z, 2R)
         self._cond_b = prep(torch.stack([
             layers[f"cond_map_{i}"].bias + layers[f"dilatedconv_{i}"].bias for i in range(1, n + 1)
         ]).unsqueeze(1))  # (L, 1, 2R)
-        self._res_skip_w = [
-            prep(torch.cat([one_by_one(f"res_{i}"), one_by_one(f"skip_{i}")], dim=1)) for i in range(1, n + 1)
-        ]  # (R, R + S)
         self._res_skip_b = [
             prep(torch.cat([layers[f"res_{i}"].bias, layers[f"skip_{i}"].bias])) for i in range(1, n + 1)
         ]
-        self._out1_w = prep(one_by_one("out1"))
         self._out_cond_w = prep(one_by_one("cond_map_out1"))
         self._out_cond_b = prep(layers["cond_map_out1"].bias + layers["out1"].bias)
-        self._logits_w = prep(one_by_one("logits"))
         self._logits_b = prep(layers["logits"].bias)
-        # The matmul weights a step multiplies with, by name: plain (in, out) for addmm, and the same
-        # pre-packed for oneDNN, once (addmm re-lays a weight out on every call).
-        self._plain_weights = {
-            "start": self._start_w, "skip_start": self._skip_start_w, "dilated": self._dilated_w,
-            "res_skip": self._res_skip_w, "out1": self._out1_w, "logits": self._logits_w,
-        }
+        # The same weights pre-packed for oneDNN, once (addmm re-lays a weight out on every call).
         self._packed_weights = {}
         if self.prepacked:
-            def pack(w: torch.Tensor) -> torch.Tensor:
-                return torch.ops.mkldnn._reorder_linear_weight(w.t().contiguous(), PREPACKED_MAX_BATCH)
-
-            with torch.inference_mode():
-                self._packed_weights = {
-                    name: [pack(w) for w in value] if isinstance(value, list) else pack(value)
-                    for name, value in self._plain_weights.items()
-                }
+            self._packed_weights = {
+                name: [pack_linear_weight(w) for w in value] if isinstance(value, list) else pack_linear_weight(value)
+                for name, value in self._plain_weights.items()
+            }
 
         # Cache rows of every causal layer for t mod period (all (K-1) d divide (K-1) max(d)).
         self._dilations = (1,) + cfg.decoder_dilations
@@ -271,7 +275,7 @@ class WaveNetGenerator:
         r = self.config.residual_channels
         batch = state.batch_size
         if self.uses_prepacked(batch):
-            linear, weights = _linear_prepacked, self._packed_weights
+            linear, weights = linear_prepacked, self._packed_weights
         else:
             linear, weights = _linear_addmm, self._plain_weights
         rows = self._row_table.index_select(0, state.time_index.remainder(self._period).reshape(1))[0]

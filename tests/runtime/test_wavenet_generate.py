@@ -145,8 +145,8 @@ def test_prepacked_bfloat16_steps_match_addmm(rng, monkeypatch):
     assert not plain.uses_prepacked(1)
 
     calls = []
-    packed_linear = wavenet_generate._linear_prepacked
-    monkeypatch.setattr(wavenet_generate, "_linear_prepacked",
+    packed_linear = wavenet_generate.linear_prepacked
+    monkeypatch.setattr(wavenet_generate, "linear_prepacked",
                         lambda *args: calls.append(args[0].shape[0]) or packed_linear(*args))
     frames, batch = 3, 3
     audio = torch.from_numpy(rng.uniform(-0.9, 0.9, (batch, frames * CONFIG.hop_length_samples)))
