@@ -85,7 +85,7 @@ def main(argv=None) -> None:
 
     from nsynth_live.engine import Engine, EngineConfig, NoteOn, SetXY, SustainLoop
     from nsynth_live.functional.midi import cents_between, midi_to_hz
-    from nsynth_live.functional.pitch import NoStablePitchError, estimate_f0_hz
+    from nsynth_live.functional.pitch import estimate_f0_hz_or_nan
     from nsynth_live.render.offline import render_midi_file
     from nsynth_live.runtime.sing_onnx import load_synth
 
@@ -109,10 +109,7 @@ def main(argv=None) -> None:
         for pitch, on, off in NOTES:
             segment = y[int((on + 0.1) * rate):int((off - 0.05) * rate)]
             peak = peak_frequency_hz(segment, rate)
-            try:
-                f0 = estimate_f0_hz(segment, sample_rate=rate)
-            except NoStablePitchError:
-                f0 = float("nan")
+            f0 = estimate_f0_hz_or_nan(segment, sample_rate=rate)
             # a strongest partial on a multiple of the frame rate and off the note's harmonics is the
             # decoder repeating a frame's waveform (nsynth_live.train.sing_eval.frame_line_energy_share)
             reference = f0 if np.isfinite(f0) else midi_to_hz(pitch)

@@ -497,6 +497,18 @@ def estimate_f0_hz(
     return f0
 
 
+def estimate_f0_hz_or_nan(audio, *, sample_rate: float) -> float:
+    """:func:`estimate_f0_hz` with its defaults, or NaN where it raises :class:`NoStablePitchError`.
+
+    For measurements over many notes, where a note without a stable pitch is counted, not fatal.
+    Other errors (bad input) still raise.
+    """
+    try:
+        return float(estimate_f0_hz(audio, sample_rate=sample_rate))
+    except NoStablePitchError:
+        return float("nan")
+
+
 def _check_low_harmonics(
     x, track: PitchTrack, voiced: np.ndarray, *, sample_rate: float, f0_hz: float, floor_db: float
 ) -> None:

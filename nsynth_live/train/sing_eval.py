@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from nsynth_live.functional.midi import cents_between, midi_to_hz
+from nsynth_live.functional.pitch import estimate_f0_hz_or_nan
 from nsynth_live.models.sing import Sing
 
 #: Held part of a note that the f0 and the modulation are measured on, seconds (NSynth notes are held 3 s).
@@ -107,15 +108,6 @@ def frame_line_energy_share(audio: np.ndarray, *, f0_hz: float, sample_rate: int
     return float(power[on_line & ~on_harmonic].sum() / total)
 
 
-def _f0_or_nan(audio: np.ndarray, *, sample_rate: int) -> float:
-    from nsynth_live.functional.pitch import NoStablePitchError, estimate_f0_hz  # noqa: PLC0415
-
-    try:
-        return float(estimate_f0_hz(audio, sample_rate=sample_rate))
-    except NoStablePitchError:
-        return float("nan")
-
-
 def _shares(errors: np.ndarray) -> dict:
     return {"notes": int(errors.shape[0]), "median_abs_cents": float(np.median(errors)) if errors.size else None,
             "share_within_50_cents": float(np.mean(errors <= 50.0)) if errors.size else None}
@@ -162,8 +154,8 @@ def pitch_accuracy(sing: Sing, notes, *, pitch_min_midi: int, pitch_max_midi: in
                               notes.velocity[idx]).numpy()
         for row, (i, pitch) in zip(audio, chunk):
             original = notes.audio[i].numpy()
-            f0 = _f0_or_nan(row[held], sample_rate=sr)
-            f0_original = _f0_or_nan(original[held], sample_rate=sr)
+            f0 = estimate_f0_hz_or_nan(row[held], sample_rate=sr)
+            f0_original = estimate_f0_hz_or_nan(original[held], sample_rate=sr)
             vs_midi.append(abs(float(cents_between(f0, midi_to_hz(pitch)))) if math.isfinite(f0) else math.inf)
             if math.isfinite(f0_original):
                 vs_original.append((pitch, abs(float(cents_between(f0, f0_original))) if math.isfinite(f0) else math.inf))

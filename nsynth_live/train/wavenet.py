@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from nsynth_live.models.configs import config_from_dict
-from nsynth_live.functional.pitch import NoStablePitchError, estimate_f0_hz
+from nsynth_live.functional.pitch import estimate_f0_hz_or_nan
 from nsynth_live.data.nsynth import NSynthDataset
 from nsynth_live.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nsynth_live.models.wavenet_ae import WAVENET_MODEL_NAME, WaveNetAutoencoder, load_state_dict_checked
@@ -430,14 +430,6 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
 
 
 # ---------------------------------------------------------------------------- evaluation
-def _f0_or_nan(audio: np.ndarray, *, sample_rate: int) -> float:
-    """f0 of a note by :func:`nsynth_live.functional.pitch.estimate_f0_hz`, NaN without a stable pitch."""
-    try:
-        return estimate_f0_hz(np.asarray(audio, dtype=np.float64), sample_rate=sample_rate)
-    except NoStablePitchError:
-        return float("nan")
-
-
 def log_spectral_distance_db(estimate: np.ndarray, reference: np.ndarray, *, n_fft: int = 1024,
                              hop_length_samples: int = 256, floor_db: float = -80.0) -> float:
     """Mean absolute difference of magnitude spectrograms in dB (Hann window, no centring).
@@ -584,8 +576,8 @@ def evaluate_reconstructions(model: WaveNetAutoencoder, dataset: NSynthDataset, 
         original = batch[index].numpy().astype(np.float64)
         # reference scale: white noise with the original's RMS
         noise = np.random.default_rng(seed).normal(0.0, np.sqrt(np.mean(original ** 2)), original.shape)
-        f0_rec = _f0_or_nan(audio[index].numpy(), sample_rate=rate)
-        f0_orig = _f0_or_nan(batch[index].numpy(), sample_rate=rate)
+        f0_rec = estimate_f0_hz_or_nan(audio[index].numpy(), sample_rate=rate)
+        f0_orig = estimate_f0_hz_or_nan(batch[index].numpy(), sample_rate=rate)
         target = float(midi_to_hz(pitch))
         f0_ref = f0_orig if math.isfinite(f0_orig) else target
         results.append({

@@ -9,6 +9,7 @@ from nsynth_live.functional.midi import cents_between, midi_to_hz
 from nsynth_live.functional.pitch import (
     NoStablePitchError,
     estimate_f0_hz,
+    estimate_f0_hz_or_nan,
     refine_f0_hz,
     track_f0_hz,
 )
@@ -186,3 +187,11 @@ def test_real_piano_triad_is_rejected():
     x = sum(render_soundfont_note(0, pitch_midi) for pitch_midi in (60, 64, 67))
     with pytest.raises(NoStablePitchError):
         estimate_f0_hz(x, sample_rate=16_000)
+
+
+def test_f0_or_nan_counts_an_unpitched_note_and_still_refuses_bad_input(rng):
+    tone = harmonic_tone(220.0, [1.0, 0.5, 0.25])
+    assert estimate_f0_hz_or_nan(tone, sample_rate=16_000) == estimate_f0_hz(tone, sample_rate=16_000)
+    assert np.isnan(estimate_f0_hz_or_nan(rng.normal(0.0, 0.3, 16_000), sample_rate=16_000))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        estimate_f0_hz_or_nan(np.full(16_000, np.nan), sample_rate=16_000)
