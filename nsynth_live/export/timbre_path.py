@@ -27,6 +27,7 @@ from nsynth_live.export.wavetable import (
 )
 from nsynth_live.functional.midi import cents_between, midi_to_hz
 from nsynth_live.functional.pitch import NoStablePitchError, estimate_f0_hz, refine_f0_hz
+from nsynth_live.runtime.notes import render_notes
 from nsynth_live.runtime.protocol import StreamingSynth
 
 N_CORNERS = 4  # corner order: (x, y) = (0, 0), (1, 0), (0, 1), (1, 1)
@@ -151,79 +152,6 @@ def bilinear_embeddings(corner_embeddings, path_xy) -> np.ndarray:
     xy = np.asarray(path_xy, dtype=np.float64)
     _check_path(xy)
     return (bilinear_corner_weights(xy) @ corners).astype(np.float32)
-
-
-def render_notes(
-    synth: StreamingSynth,
-    *,
-    instrument_embeddings,
-    pitch_midi: int,
-    velocity: float,
-    n_note_steps: int,
-    max_voices_per_batch: int = 16,
-) -> np.ndarray:
-    """Render one note per embedding by stepping a streaming synth.
-
-    For each batch of voices: ``state = synth.new_state(voices)``; steps ``0 .. preroll_steps - 1``
-    are run and their audio discarded; then ``n_note_steps`` steps with
-    ``time_index = preroll_steps + k`` give the note (protocol timeline, SING section 3).
-
-    Parameters
-    ----------
-    synth : StreamingSynth
-    instrument_embeddings : (notes, embedding_dims) float32
-    pitch_midi : int
-        MIDI note number within ``synth.spec.pitch_min_midi .. pitch_max_midi``.
-    velocity : float
-        MIDI velocity 1..127.
-    n_note_steps : int
-        Audible hops per note; ``preroll_steps + n_note_steps <= spec.time_steps``.
-    max_voices_per_batch : int
-        Notes rendered together.
-
-    Returns
-    -------
-    (notes, n_note_steps * hop_length_samples) float32
-        Audio at ``synth.spec.sample_rate``.
-
-    Raises
-    ------
-    ValueError
-        Pitch or velocity out of range, wrong embedding size, or a note longer than the time table.
-    """
-    spec = synth.spec
-    embeddings = np.asarray(instrument_embeddings, dtype=np.float32)
-    if embeddings.ndim != 2 or embeddings.shape[1] != spec.embedding_dims:
-        raise ValueError(
-            f"instrument_embeddings must have shape (notes, {spec.embedding_dims}), got {embeddings.shape}"
-        )
-    if not spec.pitch_min_midi <= pitch_midi <= spec.pitch_max_midi:
-        raise ValueError(
-            f"pitch_midi={pitch_midi} is outside the model's range {spec.pitch_min_midi}..{spec.pitch_max_midi}; "
-            "pick a pitch inside it"
-        )
-    if not 1 <= velocity <= 127:
-        raise ValueError(f"velocity must be in 1..127, got {velocity!r}")
-    if n_note_steps < 1 or spec.preroll_steps + n_note_steps > spec.time_steps:
-        raise ValueError(
-            f"a note of {n_note_steps} steps after {spec.preroll_steps} pre-roll steps does not fit the model's "
-            f"{spec.time_steps} time steps; analyse an earlier or shorter part of the note"
-        )
-    hop = spec.hop_length_samples
-    audio = np.zeros((embeddings.shape[0], n_note_steps * hop), dtype=np.float32)
-    for first in range(0, embeddings.shape[0], max_voices_per_batch):
-        batch = embeddings[first : first + max_voices_per_batch]
-        voices = batch.shape[0]
-        state = synth.new_state(voices)
-        pitches = np.full(voices, pitch_midi, dtype=np.int64)
-        velocities = np.full(voices, velocity, dtype=np.float32)
-        for step in range(spec.preroll_steps + n_note_steps):
-            time_index = np.full(voices, step, dtype=np.int64)
-            hop_audio, state = synth.step(batch, pitches, velocities, time_index, state)
-            k = step - spec.preroll_steps
-            if k >= 0:  # pre-roll audio is discarded
-                audio[first : first + voices, k * hop : (k + 1) * hop] = hop_audio
-    return audio
 
 
 def timbre_path_wavetable(

@@ -215,17 +215,14 @@ class SingOnnxSynth:
 
         ``hops`` must not exceed ``time_steps - preroll_steps``.
         """
+        from nsynth_live.runtime.notes import render_notes  # noqa: PLC0415
+
         spec = self.spec
         if not 0 < hops <= spec.time_steps - spec.preroll_steps:
             raise ValueError(f"hops must be 1..{spec.time_steps - spec.preroll_steps}, got {hops}")
-        state = self.new_state(1)
         emb = np.asarray(instrument_embedding, np.float32)[None]
-        out = []
-        for t in range(spec.preroll_steps + hops):
-            audio, state = self.step(emb, np.array([pitch_midi]), np.array([velocity]), np.array([t]), state)
-            if t >= spec.preroll_steps:
-                out.append(audio[0])
-        return np.concatenate(out)
+        return render_notes(self, instrument_embeddings=emb, pitch_midi=pitch_midi, velocity=velocity,
+                            n_note_steps=hops, max_voices_per_batch=1)[0]
 
 
 def load_synth(path: str | os.PathLike, **kwargs) -> SingOnnxSynth:

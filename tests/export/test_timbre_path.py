@@ -7,11 +7,11 @@ from nsynth_live.export.timbre_path import (
     TimbrePathConfig,
     bilinear_embeddings,
     parse_xy_path,
-    render_notes,
     timbre_path_wavetable,
 )
 from nsynth_live.functional.midi import cents_between, midi_to_hz
 from nsynth_live.functional.pitch import NoStablePitchError
+from nsynth_live.runtime.notes import render_notes
 from nsynth_live.runtime.protocol import StreamSpec
 
 FRAME = 2048
