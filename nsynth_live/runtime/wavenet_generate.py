@@ -43,6 +43,7 @@ _GUMBEL_EPS = 1e-10  # keeps log(-log(u)) finite for u in [0, 1)
 # pre-packed against 15.6 / 25.2 / 43.6-47.2 ms with addmm at batch 1 / 64 / 256, but 81-91 ms
 # against 72-73 ms at 512.
 PREPACKED_MAX_BATCH = 256
+ROW_NOISE_CHUNK_SAMPLES = 128  # steps of per-row noise drawn at once with row_seeds (part of the noise stream's definition)
 
 
 def cpu_bf16_prepacking_available() -> bool:
@@ -355,7 +356,7 @@ class WaveNetGenerator:
             return torch.stack(out, dim=-1)
 
     def generate_codes(self, encodings: torch.Tensor, *, seed: int = 0, temperature: float = 1.0,
-                       progress: bool = False) -> torch.Tensor:
+                       progress: bool = False, row_seeds=None, max_samples: int | None = None) -> torch.Tensor:
         """Sample mu-law codes for a batch of notes.
 
         Parameters
@@ -367,11 +368,19 @@ class WaveNetGenerator:
             ``>= 0``; 1 samples the model's distribution, 0 takes the most likely class.
         progress : bool
             Show a tqdm bar over samples.
+        row_seeds : sequence of int, optional
+            One seed per row: row ``r``'s noise is drawn ``ROW_NOISE_CHUNK_SAMPLES`` steps at a time
+            from its own generator seeded ``row_seeds[r]``, so a note's codes do not depend on the
+            other notes of the batch or its row (``seed`` is then unused). Default: one generator
+            seeded ``seed`` for the whole batch.
+        max_samples : int, optional
+            Stop after this many samples (default: every frame's, ``frames * hop_length_samples``).
 
         Returns
         -------
-        torch.Tensor, int64, shape (batch, frames * hop_length_samples), on the generator's device
-            Signed codes in ``[-128, 127]``.
+        torch.Tensor, int64, shape (batch, time), on the generator's device
+            Signed codes in ``[-128, 127]``; ``time`` is ``frames * hop_length_samples`` or
+            ``max_samples``.
 
         Raises
         ------
@@ -384,10 +393,21 @@ class WaveNetGenerator:
         batch, frames = encodings.shape[:2]
         hop = self.config.hop_length_samples
         time = frames * hop
+        if max_samples is not None:
+            if not 1 <= max_samples <= time:
+                raise ValueError(f"max_samples must be in 1..{time} (the encodings' samples), got {max_samples}")
+            time = int(max_samples)
+        if row_seeds is not None and len(row_seeds) != batch:
+            raise ValueError(f"row_seeds needs one seed per row: {len(row_seeds)} seeds for {batch} rows")
+        classes = self.config.quantization_channels
         with torch.inference_mode():
             state = self.new_state(batch)
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
-            uniform = torch.zeros(batch, self.config.quantization_channels, device=self.device)
+            row_generators = ([torch.Generator(device=self.device).manual_seed(int(s)) for s in row_seeds]
+                              if row_seeds is not None else None)
+            row_noise = (torch.empty(batch, ROW_NOISE_CHUNK_SAMPLES, classes, device=self.device)
+                         if row_seeds is not None else None)  # (batch, steps, classes)
+            uniform = torch.zeros(batch, classes, device=self.device)
             codes = torch.empty(batch, time, dtype=torch.int64, device=self.device)
             step = self._make_step(state, uniform, float(temperature), encodings[:, 0])
             iterator = range(time)
@@ -398,7 +418,14 @@ class WaveNetGenerator:
             for t in iterator:
                 if t % hop == 0:
                     self.set_frame_encoding(state, encodings[:, t // hop])
-                torch.rand(uniform.shape, generator=generator, device=self.device, out=uniform)
+                if row_generators is None:
+                    torch.rand(uniform.shape, generator=generator, device=self.device, out=uniform)
+                else:
+                    if t % ROW_NOISE_CHUNK_SAMPLES == 0:
+                        for row, row_generator in enumerate(row_generators):
+                            torch.rand(row_noise.shape[1:], generator=row_generator, device=self.device,
+                                       out=row_noise[row])
+                    uniform.copy_(row_noise[:, t % ROW_NOISE_CHUNK_SAMPLES])
                 codes[:, t] = step()
             return codes
 

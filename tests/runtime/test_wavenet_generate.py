@@ -166,3 +166,17 @@ def test_prepacked_bfloat16_steps_match_addmm(rng, monkeypatch):
                             .astype(np.float32))
     assert torch.equal(auto.generate_codes(many, seed=2), plain.generate_codes(many, seed=2))
     assert not calls
+
+
+def test_row_seeds_make_each_note_independent_of_its_batch(rng):
+    generator = WaveNetGenerator(_model().decoder)
+    encodings = torch.from_numpy(rng.normal(size=(3, 6, CONFIG.bottleneck_dims)).astype(np.float32))
+    together = generator.generate_codes(encodings, row_seeds=[11, 22, 33])
+    alone = generator.generate_codes(encodings[1:2], row_seeds=[22])
+    swapped = generator.generate_codes(encodings[[2, 1]], row_seeds=[33, 22])
+    assert torch.equal(together[1], alone[0]) and torch.equal(together[1], swapped[1])
+    assert not torch.equal(together[1], generator.generate_codes(encodings[1:2], row_seeds=[23])[0])
+    short = generator.generate_codes(encodings, row_seeds=[11, 22, 33], max_samples=50)
+    assert short.shape == (3, 50) and torch.equal(short, together[:, :50])
+    with pytest.raises(ValueError, match="one seed per row"):
+        generator.generate_codes(encodings, row_seeds=[1])
