@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     sound.add_argument("--preset", default=DEFAULT_PRESET, help="preset name (default: %(default)s)")
     sound.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH,
                        help="streaming SING ONNX model (default: models/sing_default.onnx in the repository)")
+    sound.add_argument("--bank", type=Path, metavar="DIR",
+                       help="play a bank rendered by export/render_bank.py instead of the model (XY crossfades "
+                            "its grid cells; the preset gives XY, release and gain)")
     sound.add_argument("--xy", nargs=2, type=_unit_float, metavar=("X", "Y"), help="initial XY position, 0..1 each")
     sound.add_argument("--max-voices", type=_positive_int, default=16, help="polyphony (default: %(default)s)")
     audio = parser.add_argument_group("audio output")
@@ -209,6 +212,40 @@ def load_model_or_explain(path: Path):
         ) from error
 
 
+def load_bank_or_explain(path: Path):
+    """Open a bank folder as a streaming synth; a missing, corrupt or foreign bank gives one message."""
+    from nsynth_live.export.bank_index import BankFormatError
+    from nsynth_live.runtime.bank_player import load_bank_player
+
+    if not path.is_dir():
+        raise AppError(f"bank folder {path} not found. Fix: pass --bank DIR to a folder written by "
+                       "export/render_bank.py")
+    try:
+        player = load_bank_player(path)
+    except BankFormatError as error:
+        raise AppError(f"{error}") from error
+    print(f"nsynth-live: bank {player.index.name!r} from {path}: {player.index.grid_size}x{player.index.grid_size} "
+          f"cells, {len(player.index.pitches)} roots, {len(player.index.velocities)} velocity layer(s), "
+          f"{player.memory_bytes / 2**20:.0f} MiB", flush=True)
+    return player
+
+
+def load_synth_or_explain(args: argparse.Namespace):
+    """The bank player with ``--bank``, else the model of ``--model``."""
+    return load_bank_or_explain(args.bank) if args.bank is not None else load_model_or_explain(args.model)
+
+
+def bank_sustain_loop(spec):
+    """The engine's sustain loop for a bank: never reached (the bank player loops its samples itself).
+
+    A crossfade loop at the very end of the player's 10-minute time table.
+    """
+    from nsynth_live.engine.engine import SustainLoop
+
+    end = spec.time_steps - 2
+    return SustainLoop(loop_start_index=end - 2, loop_end_index=end - 1, crossfade_hops=1)
+
+
 def warm_up(synth, *, max_voices: int) -> float:
     """Run the model once per batch size the engine will use before any stream is opened.
 
@@ -280,14 +317,15 @@ def _latency_lines(engine, block_size: int) -> tuple[str, dict]:
 
 
 def _make_engine(setup: _Setup, synth, sample_rate: int):
-    from nsynth_live.engine.engine import Engine
+    from nsynth_live.engine.engine import Engine, EngineConfig
     from nsynth_live.engine.events import SetXY
 
     from nsynth_live.presets import PresetError
 
+    config = EngineConfig(sustain_loop=bank_sustain_loop(synth.spec)) if setup.args.bank is not None else None
     try:
         engine = Engine(synth, setup.preset, output_sample_rate=sample_rate, max_voices=setup.args.max_voices,
-                        channels=2)
+                        channels=2, config=config)
     except PresetError as error:
         raise AppError(f"{error}. Fix: choose a preset whose corners this model knows (--preset)") from error
     except ValueError as error:
@@ -303,7 +341,7 @@ def run_offline(setup: _Setup, out_path: Path, *, reason: str) -> dict:
 
     args = setup.args
     sample_rate = args.sample_rate or DEFAULT_SAMPLE_RATE
-    synth = load_model_or_explain(args.model)
+    synth = load_synth_or_explain(args)
     engine = _make_engine(setup, synth, sample_rate)
     print(f"nsynth-live: rendering {args.play} offline ({reason}) at {sample_rate} Hz ...", flush=True)
     started = time.perf_counter()
@@ -353,7 +391,7 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
         sample_rate = device_rate if device_rate in SUPPORTED_DEVICE_RATES else DEFAULT_SAMPLE_RATE
     block_size = args.block_size
 
-    synth = load_model_or_explain(args.model)
+    synth = load_synth_or_explain(args)
     warm_seconds = warm_up(synth, max_voices=args.max_voices)
     engine = _make_engine(setup, synth, sample_rate)
     runner = RealtimeRunner(engine, block_size=block_size)
@@ -547,6 +585,12 @@ def _prepare(args: argparse.Namespace) -> _Setup:
         raise AppError(f"--record writes WAV files; got {args.record} (use a .wav name)")
     events = load_midi_events_or_explain(args.play) if args.play is not None else None
     preset = load_preset_or_explain(args.preset)
+    if args.bank is not None:  # the bank's corners are the pad's corners; the preset keeps XY, release, gain
+        import dataclasses
+
+        from nsynth_live.runtime.bank_player import BANK_CORNER_NAMES
+
+        preset = dataclasses.replace(preset, corners=BANK_CORNER_NAMES)
     return _Setup(args=args, preset=preset, events=events)
 
 
