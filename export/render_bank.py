@@ -79,11 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-rate", type=int, default=48_000, metavar="HZ", help="WAV rate (default: 48000)")
     parser.add_argument("--formats", default="sfz", metavar="LIST",
                         help="comma list of sfz, decent, ons (default: sfz; bank.json always)")
-    parser.add_argument("--sfz-layout", choices=("quad", "nearest"), default="quad",
+    parser.add_argument("--sfz-layout", choices=("quad", "nearest", "full"), default="quad",
                         help="quad: 4 voices per note, XY crossfades within the note's quad; nearest: 1 voice, "
-                             "cell fixed at note-on (default: quad)")
+                             "cell fixed at note-on; full: N*N voices, crossfades anywhere (default: quad)")
     parser.add_argument("--no-plots", action="store_true", help="skip the rainbowgrams and grid map")
-    parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="notes per model call (default: 64)")
+    parser.add_argument("--batch-size", type=int, default=128, metavar="N", help="notes per model call (default: 128)")
     parser.add_argument("--device", default="auto", help="wavenet: auto, cpu or cuda[:N] (default: auto)")
     parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default=None,
                         help="wavenet generation precision (default: bfloat16 on CPU, float16 on CUDA)")
@@ -145,6 +145,10 @@ def main(argv=None) -> int:
                              ray_address=args.ray, force=args.force, progress=not args.no_progress)
     except (BankJobError, SourceError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # disk full, permissions: every finished note is kept
+        print(f"error: {error}. Every note finished so far is kept in {args.out_dir}; fix the cause and run the "
+              "same command again to resume", file=sys.stderr)
         return 1
     if result.notes_rendered:
         print(f"rendered {result.notes_rendered} notes in {result.seconds:.1f} s: {result.notes_per_second:.2f} notes/s, "

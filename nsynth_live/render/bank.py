@@ -88,7 +88,8 @@ class BankSettings:
     formats : tuple of str
         Sampler formats written besides ``bank.json``: ``sfz``, ``decent``, ``ons``.
     sfz_layout : str
-        ``"quad"`` (4 voices per note, continuous XY within the note's quad) or ``"nearest"``.
+        ``"quad"`` (4 voices per note, continuous XY within the note's quad), ``"nearest"`` (1 voice,
+        the cell fixed at note-on) or ``"full"`` (N * N voices, continuous everywhere).
     plots : bool
         Write the corner rainbowgrams and the grid map.
     """
@@ -119,8 +120,8 @@ class BankSettings:
         if unknown:
             raise ValueError(f"unknown bank format(s) {unknown}; choose from {', '.join(BANK_FORMATS)}")
         object.__setattr__(self, "formats", tuple(dict.fromkeys(self.formats)))
-        if self.sfz_layout not in ("quad", "nearest"):
-            raise ValueError(f"sfz_layout must be 'quad' or 'nearest', got {self.sfz_layout!r}")
+        if self.sfz_layout not in ("quad", "nearest", "full"):
+            raise ValueError(f"sfz_layout must be 'quad', 'nearest' or 'full', got {self.sfz_layout!r}")
         grid_sounds(self.grid_size, ("a", "b", "c", "d"), scheme=self.grid_scheme)  # validates grid_size
 
 

@@ -169,3 +169,33 @@ def test_a_local_ray_cluster_with_two_workers_writes_the_same_bank(tmp_path, ref
     out = tmp_path / "bank"
     _render(out, workers=2, ray_address="local", settings={"formats": ("sfz",)})
     assert _bank_files(out) == _bank_files(reference_bank)
+
+
+def test_sfizz_plays_the_rendered_bank_in_tune_with_its_roots(reference_bank):
+    """The model's own bank in a real SFZ player: key 62 plays root 60 two semitones up, 4 voices."""
+    pysfizz = pytest.importorskip("pysfizz")
+    from nsynth_live.functional.midi import cents_between
+    from nsynth_live.functional.pitch import estimate_f0_hz
+
+    wrapper = reference_bank / "ram.sfz"  # samples in RAM: pysfizz 0.1.3 may cut streamed ones short
+    wrapper.write_text('<control> hint_ram_based=1\n#include "small.sfz"\n')
+    synth = pysfizz.Synth(48_000, 1024)
+    try:
+        assert synth.load_sfz_file(wrapper, quiet=False)
+    finally:
+        wrapper.unlink()  # the bank folder is shared with the other tests
+    raw = synth._synth
+    raw.cc(0, 12, 0)
+    raw.cc(0, 13, 0)
+    raw.note_on(0, 62, 100)
+    blocks, voices = [], []
+    for _ in range(60):  # 1.28 s
+        left, _ = raw.render_block()
+        blocks.append(np.array(left, dtype=np.float64))
+        voices.append(raw.get_num_active_voices())
+    played = np.concatenate(blocks)[int(0.6 * 48_000):]
+    root, _ = soundfile.read(str(reference_bank / "samples" / "small_x0y0_060_v100.wav"), dtype="float64")
+    root_f0 = estimate_f0_hz(root[int(0.6 * 48_000): int(1.28 * 48_000)], sample_rate=48_000, fmin_hz=100, fmax_hz=800)
+    played_f0 = estimate_f0_hz(played, sample_rate=48_000, fmin_hz=100, fmax_hz=800)
+    assert abs(float(cents_between(played_f0, root_f0 * 2 ** (2 / 12)))) < 3.0
+    assert max(voices) == 4
