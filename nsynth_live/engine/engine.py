@@ -76,6 +76,7 @@ from nsynth_live.engine.events import (
     SetY,
 )
 from nsynth_live.engine.resample import make_resampler
+from nsynth_live.runtime.notes import preroll
 from nsynth_live.presets import (
     DEFAULT_PRESETS_DIR,
     Preset,
@@ -646,12 +647,9 @@ class Engine:
             return
         for k, v in self._fresh.items():
             self._state[k][slots] = v[0]
-        n = slots.size
-        state = self._gather(self._state, slots)
-        emb = np.repeat(embedding[None, :], n, axis=0)
-        for t in range(self.spec.preroll_steps):
-            _, state = self.synth.step(emb, self._pitch[slots], self._velocity[slots],
-                                       np.full(n, t, dtype=np.int64), state)
+        emb = np.repeat(embedding[None, :], slots.size, axis=0)
+        state = preroll(self.synth, instrument_embeddings=emb, pitch_midi=self._pitch[slots],
+                        velocity=self._velocity[slots], state=self._gather(self._state, slots))
         self._scatter(self._state, slots, state)
         self._time[slots] = self.spec.preroll_steps
         self._needs_preroll[slots] = False

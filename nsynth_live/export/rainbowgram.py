@@ -10,7 +10,6 @@ semitone, ``filter_scale`` 0.8, a black alpha mask over a ``rainbow`` colour map
 
 from __future__ import annotations
 
-import io
 import math
 import re
 import warnings
@@ -19,6 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
+from nsynth_live.export.wavetable_plot import figure_png_bytes
 from nsynth_live.fileio import atomic_write_bytes
 
 CQT_FILTER_SCALE = 0.8  # dimensionless, magenta NSynth rainbowgram gist ("res_factor")
@@ -242,12 +242,7 @@ def rainbowgram_png_bytes(audio, *, sample_rate: float, title: str = "") -> byte
     )
     mappable = ScalarMappable(norm=Normalize(-1.0, 1.0), cmap=colormaps["rainbow"])
     figure.colorbar(mappable, ax=axes, fraction=0.04, pad=0.02, label="phase advance per hop / \u03c0")
-    if title:
-        figure.suptitle(title, fontsize=11)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png_bytes(figure, title=title)
 
 
 def _thumbnail_rgb(samples: np.ndarray, sample_rate: float) -> np.ndarray:
@@ -349,11 +344,7 @@ def grid_map_png_bytes(cells: Mapping, *, sample_rate: float, grid_size: int, ti
         axes.set_title(f"({i / (n - 1):.2f}, {j / (n - 1):.2f})", fontsize=fontsize, pad=2)
     figure.supxlabel("x \u2192  (thumbnails: first 1.5 s, CQT from C1, hue = inst. frequency)", fontsize=9)
     figure.supylabel("y \u2192", fontsize=9)
-    if title:
-        figure.suptitle(title, fontsize=11)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png_bytes(figure, title=title, tight_layout=False)
 
 
 def sanitized_file_stem(name: str) -> str:

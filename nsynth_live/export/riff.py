@@ -94,17 +94,29 @@ def float32_wav_bytes(audio, *, sample_rate: int, extra_chunks: Sequence[tuple[b
     ValueError
         On non-finite samples, a bad shape or chunk id, or a file over 4 GiB.
     """
-    x = np.asarray(audio, dtype=np.float32)
+    x = _frames(audio, dtype=np.float32)
+    fmt = float32_fmt_payload(sample_rate=sample_rate, channels=x.shape[1])
+    return _wave_file(fmt, extra_chunks, x.astype("<f4").tobytes())
+
+
+def _frames(audio, *, dtype) -> np.ndarray:
+    """``audio`` as finite ``(time, channels)`` samples, or ValueError."""
+    x = np.asarray(audio, dtype=dtype)
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2 or x.shape[1] < 1:
         raise ValueError(f"audio must have shape (time,) or (time, channels), got {np.shape(audio)}")
     if not np.all(np.isfinite(x)):
         raise ValueError("audio contains NaN or infinite samples")
-    body = b"WAVE" + riff_chunk(b"fmt ", float32_fmt_payload(sample_rate=sample_rate, channels=x.shape[1]))
+    return x
+
+
+def _wave_file(fmt_payload: bytes, extra_chunks, data: bytes) -> bytes:
+    """``RIFF``/``WAVE`` with ``fmt ``, the extra chunks in order, then ``data``."""
+    body = b"WAVE" + riff_chunk(b"fmt ", fmt_payload)
     for chunk_id, payload in extra_chunks:
         body += riff_chunk(chunk_id, payload)
-    body += riff_chunk(b"data", x.astype("<f4").tobytes())
+    body += riff_chunk(b"data", data)
     if len(body) > 0xFFFFFFFF:
         raise ValueError(f"a RIFF file holds at most 4 GiB, this one would be {len(body)} bytes")
     return b"RIFF" + struct.pack("<I", len(body)) + body
@@ -301,24 +313,12 @@ def pcm24_wav_bytes(audio, *, sample_rate: int, extra_chunks: Sequence[tuple[byt
     ValueError
         On non-finite samples, a bad shape or chunk id, or a file over 4 GiB.
     """
-    x = np.asarray(audio, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[1] < 1:
-        raise ValueError(f"audio must have shape (time,) or (time, channels), got {np.shape(audio)}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("audio contains NaN or infinite samples")
+    x = _frames(audio, dtype=np.float64)
     codes = np.rint(np.clip(x, -1.0, 1.0) * PCM24_FULL_SCALE)
     codes = np.clip(codes, -PCM24_FULL_SCALE, PCM24_FULL_SCALE - 1).astype("<i4")  # (time, channels)
     # little-endian 3-byte samples: the low three bytes of each little-endian int32
     data = codes.reshape(-1).view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
-    body = b"WAVE" + riff_chunk(b"fmt ", pcm24_fmt_payload(sample_rate=sample_rate, channels=x.shape[1]))
-    for chunk_id, payload in extra_chunks:
-        body += riff_chunk(chunk_id, payload)
-    body += riff_chunk(b"data", data)
-    if len(body) > 0xFFFFFFFF:
-        raise ValueError(f"a RIFF file holds at most 4 GiB, this one would be {len(body)} bytes")
-    return b"RIFF" + struct.pack("<I", len(body)) + body
+    return _wave_file(pcm24_fmt_payload(sample_rate=sample_rate, channels=x.shape[1]), extra_chunks, data)
 
 
 def write_pcm24_wav(

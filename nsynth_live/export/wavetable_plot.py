@@ -75,9 +75,15 @@ def wavetable_png_bytes(frames, *, title: str = "") -> bytes:
     heatmap.set_xlabel("sample in cycle")
     heatmap.set_ylabel("frame")
     figure.colorbar(image, ax=heatmap, fraction=0.05, label="amplitude")
+    return figure_png_bytes(figure, title=title)
+
+
+def figure_png_bytes(figure, *, title: str = "", tight_layout: bool = True) -> bytes:
+    """A matplotlib ``Figure`` (Agg canvas attached) as PNG bytes, with ``title`` as its suptitle."""
     if title:
         figure.suptitle(title, fontsize=11)
-    figure.tight_layout()
+    if tight_layout:
+        figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()

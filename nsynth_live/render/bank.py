@@ -20,7 +20,8 @@ Resume (``kill -9`` at any moment, then the same command):
 * ``bank.json`` is written last, after the SFZ and other formats: its presence means the bank is
   complete. An existing complete bank is not overwritten without ``force``.
 
-Local workers are processes (``spawn``: ONNX Runtime and torch sessions are built inside each);
+Local workers are processes (``spawn``: ONNX Runtime and torch sessions are built inside each; a
+WaveNet job on ``cuda``/``auto`` that sees several GPUs gives each worker its own, ``cuda:k``);
 ``ray_address`` runs the same chunks as Ray tasks (Ray schedules them; there is no scheduler of our
 own). Ray's facts: ``ray.init(address=...)`` joins a cluster, ``ray.init()`` with ``"local"`` starts
 one on this machine.
@@ -28,6 +29,7 @@ one on this machine.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -232,6 +234,23 @@ def note_wav_bytes(audio, *, sample_rate: int, pitch_midi: int, loop) -> bytes:
 
 # ---------------------------------------------------------------------------- workers
 _WORKER_RENDERER = None
+_WORKER_DEVICE = None  # "cuda:k" given to this worker process by _init_worker, else None
+
+
+def _init_worker(devices) -> None:
+    """Process-pool initializer: take one device from the shared queue (one GPU per worker)."""
+    global _WORKER_DEVICE
+    _WORKER_DEVICE = devices.get()
+
+
+def _worker_devices(source: SourceSpec, workers: int) -> list[str] | None:
+    """One ``cuda:k`` per local worker when a WaveNet job on ``auto``/``cuda`` sees several GPUs."""
+    if source.backend != "wavenet" or source.device not in ("auto", "cuda") or workers < 2:
+        return None
+    import torch  # noqa: PLC0415
+
+    count = torch.cuda.device_count()
+    return [f"cuda:{k % count}" for k in range(workers)] if count > 1 else None
 
 
 def _worker_renderer(spec: SourceSpec):
@@ -250,6 +269,8 @@ def render_chunk(spec: SourceSpec, items: Sequence[WorkItem], *, bank_name: str,
         Per item: ``key``, ``file`` (name), ``wav`` (bytes), ``frames``, ``loop_start``, ``loop_end``,
         ``seam_db``, ``peak``.
     """
+    if _WORKER_DEVICE is not None:
+        spec = dataclasses.replace(spec, device=_WORKER_DEVICE)
     renderer = _worker_renderer(spec)
     weights = np.array([it.weights for it in items], dtype=np.float64)
     pitches = np.array([it.pitch_midi for it in items], dtype=np.int64)
@@ -362,7 +383,8 @@ def render_bank(
         Local worker processes (1: render in this process).
     ray_address : str or None
         Run the chunks as Ray tasks on this cluster (``"local"`` starts one here with ``workers``
-        CPUs); ``workers`` is then the number of chunks in flight.
+        CPUs); ``2 * workers`` chunks are then kept in flight, each task taking one CPU, and one GPU
+        when ``source.device`` is ``cuda``.
     force : bool
         Start over: an existing bank or manifest in ``out_dir`` is replaced.
     progress : bool
@@ -402,6 +424,9 @@ def render_bank(
     wanted = _manifest_settings(settings, source, described)
 
     if force:
+        if manifest_path.exists() and samples_dir.is_dir():  # a bank of ours: its old notes go too
+            for old in samples_dir.glob("*.wav"):
+                old.unlink()
         for path in (manifest_path, notes_log, out_dir / BANK_INDEX_NAME):
             path.unlink(missing_ok=True)
     done: dict[str, dict] = {}
@@ -505,7 +530,14 @@ def _run_processes(todo, source, settings, workers, record) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait  # noqa: PLC0415
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    devices = _worker_devices(source, workers)
+    options = {}
+    if devices:  # one GPU per worker process
+        queue = context.Manager().Queue()
+        for device in devices:
+            queue.put(device)
+        options = {"initializer": _init_worker, "initargs": (queue,)}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, **options) as pool:
         pending = set()
         queue = list(todo)
         while queue or pending:
@@ -529,7 +561,8 @@ def _run_ray(todo, source, settings, address, workers, record) -> None:
         else:
             ray.init(address=address, log_to_driver=False)
     try:
-        remote = ray.remote(num_cpus=1)(_ray_render_chunk)
+        # Ray gives each task its own GPU (CUDA_VISIBLE_DEVICES) when the job runs on CUDA
+        remote = ray.remote(num_cpus=1, num_gpus=1 if source.device.startswith("cuda") else 0)(_ray_render_chunk)
         queue = list(todo)
         pending = []
         in_flight = max(2 * workers, 2)

@@ -2,7 +2,8 @@
 
 The wavetable path exporter (:mod:`nsynth_live.export.timbre_path`), the bank renderer
 (:mod:`nsynth_live.render.sources`) and :meth:`SingOnnxSynth.render_note` all render notes here. The
-live engine steps its voices hop by hop itself (events arrive between hops), with the same timeline.
+live engine steps its voices hop by hop itself (events arrive between hops) and pre-rolls new voices
+with :func:`preroll`, the same loop.
 
 Timeline (protocol of :mod:`nsynth_live.runtime.protocol`; SING, Defossez et al. 2018, section 3):
 ``state = synth.new_state(voices)``; steps ``0 .. preroll_steps - 1`` are run and their audio
@@ -14,7 +15,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsynth_live.runtime.protocol import StreamingSynth
+from nsynth_live.runtime.protocol import State, StreamingSynth
+
+
+def preroll(synth: StreamingSynth, *, instrument_embeddings, pitch_midi, velocity, state: State) -> State:
+    """Run a note's pre-roll: steps ``0 .. preroll_steps - 1`` from ``state``, their audio discarded.
+
+    Parameters
+    ----------
+    synth : StreamingSynth
+    instrument_embeddings : (voices, embedding_dims) float32
+    pitch_midi : (voices,) int64
+    velocity : (voices,) float32
+    state : dict of arrays, axis 0 = voices
+        A fresh state (``synth.new_state(voices)`` or rows copied from it).
+
+    Returns
+    -------
+    State
+        The state at ``time_index = preroll_steps``, where the note's first audible hop starts.
+    """
+    voices = np.shape(instrument_embeddings)[0]
+    for step in range(synth.spec.preroll_steps):
+        _, state = synth.step(instrument_embeddings, pitch_midi, velocity, np.full(voices, step, dtype=np.int64), state)
+    return state
 
 
 def render_notes(
@@ -86,11 +110,10 @@ def render_notes(
         rows = slice(first, first + max_voices_per_batch)
         batch = embeddings[rows]
         voices = batch.shape[0]
-        state = synth.new_state(voices)
-        for step in range(spec.preroll_steps + n_note_steps):
-            time_index = np.full(voices, step, dtype=np.int64)
+        state = preroll(synth, instrument_embeddings=batch, pitch_midi=pitches[rows], velocity=velocities[rows],
+                        state=synth.new_state(voices))
+        for k in range(n_note_steps):
+            time_index = np.full(voices, spec.preroll_steps + k, dtype=np.int64)
             hop_audio, state = synth.step(batch, pitches[rows], velocities[rows], time_index, state)
-            k = step - spec.preroll_steps
-            if k >= 0:  # pre-roll audio is discarded
-                audio[rows, k * hop : (k + 1) * hop] = hop_audio
+            audio[rows, k * hop : (k + 1) * hop] = hop_audio
     return audio

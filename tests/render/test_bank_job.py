@@ -127,8 +127,11 @@ def test_a_complete_bank_is_not_overwritten_without_force(tmp_path):
     _render(out)
     with pytest.raises(BankJobError, match="--force"):
         _render(out)
+    stale = out / "samples" / "small_x9y9_100_v100.wav"  # a note of an older render of this folder
+    stale.write_bytes(b"RIFF")
     result = _render(out, force=True)
     assert result.notes_rendered == 8
+    assert not stale.exists() and len(list((out / "samples").glob("*.wav"))) == 8
 
 
 def test_a_foreign_folder_is_not_used(tmp_path):
@@ -199,3 +202,17 @@ def test_sfizz_plays_the_rendered_bank_in_tune_with_its_roots(reference_bank):
     played_f0 = estimate_f0_hz(played, sample_rate=48_000, fmin_hz=100, fmax_hz=800)
     assert abs(float(cents_between(played_f0, root_f0 * 2 ** (2 / 12)))) < 3.0
     assert max(voices) == 4
+
+
+def test_local_wavenet_workers_get_one_gpu_each_when_there_are_several(monkeypatch):
+    import torch
+
+    from nsynth_live.render import bank
+
+    wavenet = SourceSpec(backend="wavenet", model_path="ck.pt", corners=("a", "b", "c", "d"), device="auto")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert bank._worker_devices(wavenet, 3) == ["cuda:0", "cuda:1", "cuda:0"]
+    assert bank._worker_devices(_source(), 3) is None  # SING runs on ONNX Runtime's CPU
+    assert bank._worker_devices(SourceSpec(**{**wavenet.__dict__, "device": "cpu"}), 3) is None
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert bank._worker_devices(wavenet, 3) is None
