@@ -214,7 +214,7 @@ def load_model_or_explain(path: Path):
 
 def load_bank_or_explain(path: Path):
     """Open a bank folder as a streaming synth; a missing, corrupt or foreign bank gives one message."""
-    from nsynth_live.export.bank_index import BankFormatError
+    from nsynth_live.data.bank_index import BankFormatError
     from nsynth_live.runtime.bank_player import load_bank_player
 
     if not path.is_dir():
@@ -585,10 +585,12 @@ def _prepare(args: argparse.Namespace) -> _Setup:
         raise AppError(f"--record writes WAV files; got {args.record} (use a .wav name)")
     events = load_midi_events_or_explain(args.play) if args.play is not None else None
     preset = load_preset_or_explain(args.preset)
+    if args.bank is None and preset.bank:
+        args.bank = Path(preset.bank)
     if args.bank is not None:  # the bank's corners are the pad's corners; the preset keeps XY, release, gain
         import dataclasses
 
-        from nsynth_live.runtime.bank_player import BANK_CORNER_NAMES
+        from nsynth_live.presets import BANK_CORNER_NAMES
 
         preset = dataclasses.replace(preset, corners=BANK_CORNER_NAMES)
     return _Setup(args=args, preset=preset, events=events)

@@ -13,6 +13,15 @@ A preset file ``presets/<name>.toml`` (format version 1)::
     release_seconds = 0.5             # release time to -60 dB after note-off
     gain_db = -6.0                    # master gain
 
+A preset may name a bank rendered by ``export/render_bank.py`` instead of corner instruments::
+
+    bank = "../out/banks/default"     # a bank folder, relative to the presets directory (or absolute)
+
+Such a preset plays that bank (``run_live.py --preset P``, as ``--bank``); its corners are then the
+pad's own (``corners`` may be left out) and ``xy``, ``release_seconds`` and ``gain_db`` apply as usual.
+The bank is opened when the instrument starts: a preset change while playing switches XY, release and
+gain, never the model or bank.
+
 Corner names are NSynth ``instrument_str`` names; :func:`check_preset_instruments` validates them
 against a model's instrument list (the engine does so when it loads a preset).
 
@@ -35,6 +44,7 @@ _NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 RELEASE_SECONDS_RANGE = (0.01, 4.0)  # s
 GAIN_DB_RANGE = (-60.0, 12.0)  # dB
 CORNER_ORDER = ((0, 0), (1, 0), (0, 1), (1, 1))  # (x, y) of corners[0..3]
+BANK_CORNER_NAMES = ("x0y0", "x1y0", "x0y1", "x1y1")  # a bank's corners: the pad's own (runtime.bank_player)
 
 
 class PresetError(ValueError):
@@ -59,6 +69,8 @@ class Preset:
         Master gain in dB (-60..12).
     description : str
         Free text.
+    bank : str
+        Absolute path of the bank folder the preset plays ("" when it plays the model).
     """
 
     name: str
@@ -67,6 +79,7 @@ class Preset:
     release_seconds: float = 0.5
     gain_db: float = -6.0
     description: str = ""
+    bank: str = ""
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME_PATTERN.fullmatch(self.name):
@@ -93,6 +106,8 @@ class Preset:
                               f"got {self.gain_db!r}")
         if not isinstance(self.description, str):
             raise PresetError(f"preset {self.name!r}: description must be a string")
+        if not isinstance(self.bank, str):
+            raise PresetError(f"preset {self.name!r}: bank must be the path of a bank folder, got {self.bank!r}")
 
 
 def _is_number(value) -> bool:
@@ -155,19 +170,26 @@ def load_preset(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> 
     if version != PRESET_FORMAT_VERSION:
         raise PresetError(f"preset file {path} has format_version {version!r}; this version of "
                           f"nsynth-live reads format_version {PRESET_FORMAT_VERSION} only")
-    known = {"format_version", "name", "description", "corners", "xy", "release_seconds", "gain_db"}
+    known = {"format_version", "name", "description", "corners", "xy", "release_seconds", "gain_db", "bank"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise PresetError(f"preset file {path}: unknown keys {unknown}; valid keys: {sorted(known)}")
     if data.get("name") != name:
         raise PresetError(f"preset file {path}: name = {data.get('name')!r} must equal the file "
                           f"name {name!r}")
-    if "corners" not in data:
-        raise PresetError(f"preset file {path}: missing 'corners' (4 instrument names)")
+    bank = data.get("bank", "")
+    if bank != "" and (not isinstance(bank, str) or not bank.strip()):
+        raise PresetError(f"preset file {path}: bank must be the path of a bank folder, got {bank!r}")
+    if bank:
+        bank = str((path.parent / bank).resolve())
+    if "corners" not in data and not bank:
+        raise PresetError(f"preset file {path}: missing 'corners' (4 instrument names) or 'bank' (a bank folder)")
+    corners = data.get("corners", BANK_CORNER_NAMES)
     try:
         return Preset(
             name=name,
-            corners=data["corners"],
+            corners=corners,
+            bank=bank,
             xy=data.get("xy", (0.5, 0.5)),
             release_seconds=data.get("release_seconds", 0.5),
             gain_db=data.get("gain_db", -6.0),

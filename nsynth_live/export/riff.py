@@ -206,7 +206,7 @@ def smpl_payload(
         MIDI note (0..127) at which the sample plays at its recorded pitch.
     loop_start, loop_end : int or None
         Sustain loop in sample frames, ``loop_end`` EXCLUSIVE (this API's convention; the chunk stores
-        ``loop_end - 1``). Both None, or both 0 (the :class:`~nsynth_live.export.bank_index.BankSample`
+        ``loop_end - 1``). Both None, or both 0 (the :class:`~nsynth_live.data.bank_index.BankSample`
         convention), write no loop.
 
     Returns

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nsynth_live.export.bank_index import BankIndex
+from nsynth_live.data.bank_index import BankIndex
 from nsynth_live.export.sfz import RELEASE_SECONDS, X_CC, Y_CC, key_ranges, velocity_ranges
 from nsynth_live.fileio import atomic_output, atomic_write_bytes
 

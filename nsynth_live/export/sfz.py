@@ -41,7 +41,7 @@ import math
 import os
 from pathlib import Path
 
-from nsynth_live.export.bank_index import BankIndex, BankSample
+from nsynth_live.data.bank_index import BankIndex, BankSample
 from nsynth_live.fileio import atomic_write_bytes
 
 SFZ_LAYOUTS = ("quad", "nearest", "full")

@@ -41,7 +41,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from nsynth_live.export.bank_index import (
+from nsynth_live.data.bank_index import (
     BANK_INDEX_NAME,
     SAMPLES_DIR,
     BankIndex,

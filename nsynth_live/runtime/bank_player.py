@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nsynth_live.export.bank_index import BankFormatError, BankIndex, load_bank_index
+from nsynth_live.data.bank_index import BankFormatError, BankIndex, load_bank_index
+from nsynth_live.presets import BANK_CORNER_NAMES  # the pad's corners (0,0), (1,0), (0,1), (1,1)
 from nsynth_live.runtime.protocol import State, StreamSpec
 
-BANK_CORNER_NAMES = ("x0y0", "x1y0", "x0y1", "x1y1")  # the pad's corners (0,0), (1,0), (0,1), (1,1)
 _CORNER_XY = np.array([(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)], dtype=np.float32)
 HOP_SECONDS = 0.016  # s per step: the engine's event quantum, as SING's 256 samples at 16 kHz
 MAX_NOTE_SECONDS = 600.0  # s a held note may sound (the time table's length)

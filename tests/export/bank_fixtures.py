@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nsynth_live.export.bank_index import BANK_INDEX_NAME, SAMPLES_DIR, BankIndex, BankSample
+from nsynth_live.data.bank_index import BANK_INDEX_NAME, SAMPLES_DIR, BankIndex, BankSample
 from nsynth_live.export.riff import smpl_payload, write_pcm24_wav
 from nsynth_live.export.sample_loop import find_sustain_loop
 from nsynth_live.fileio import write_json_atomic

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from nsynth_live.export.bank_index import load_bank_index
+from nsynth_live.data.bank_index import load_bank_index
 from nsynth_live.export.riff import read_riff_chunks, read_smpl
 from nsynth_live.presets import load_preset
 from nsynth_live.render.bank import NOTES_LOG_NAME, BankJobError, BankSettings, render_bank

@@ -6,6 +6,7 @@ read from the audio exactly.
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 import soundfile
 
 from nsynth_live import app
-from nsynth_live.export.bank_index import BankFormatError
+from nsynth_live.data.bank_index import BankFormatError
 from nsynth_live.functional.midi import cents_between, midi_to_hz
 from nsynth_live.functional.pitch import estimate_f0_hz
 from nsynth_live.runtime.bank_player import BANK_CORNER_NAMES, BankPlayer
@@ -153,3 +154,21 @@ def test_run_live_names_a_missing_bank(tmp_path, capsys):
     assert app.main(["--bank", str(tmp_path / "nowhere"), "--offline", "--play", str(EXAMPLE),
                      "--record", str(tmp_path / "x.wav")]) == app.EXIT_BAD_INPUT
     assert "bank folder" in capsys.readouterr().err
+
+
+def test_a_preset_may_name_a_bank_relative_to_its_folder(tmp_path, bank, monkeypatch, capsys):
+    from nsynth_live.presets import BANK_CORNER_NAMES, PresetError, load_preset
+
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    relative = os.path.relpath(bank[0], presets)  # e.g. ../../bank0
+    (presets / "mine.toml").write_text(f'format_version = 1\nname = "mine"\nbank = "{relative}"\nxy = [0.2, 0.9]\n')
+    preset = load_preset("mine", presets_dir=presets)
+    assert preset.corners == BANK_CORNER_NAMES and Path(preset.bank).resolve() == bank[0].resolve()
+    monkeypatch.setattr(app, "load_preset_or_explain", lambda name: preset)
+    out = tmp_path / "take.wav"
+    assert app.main(["--preset", "mine", "--offline", "--play", str(EXAMPLE), "--record", str(out)]) == 0
+    assert "bank 'synthetic'" in capsys.readouterr().out and out.is_file()
+    (presets / "bad.toml").write_text('format_version = 1\nname = "bad"\nbank = ""\n')
+    with pytest.raises(PresetError, match="missing 'corners'"):
+        load_preset("bad", presets_dir=presets)
