@@ -112,18 +112,27 @@ def main(argv=None) -> int:
 
     if args.preset:
         try:
-            corners = load_preset(args.preset).corners
+            preset = load_preset(args.preset)
         except PresetError as error:
             parser.error(str(error))
+        if preset.bank:
+            parser.error(f"preset {args.preset!r} plays the bank {preset.bank}, it has no corner instruments; "
+                         "choose a preset with corners or pass --corners A,B,C,D")
+        corners = preset.corners
     else:
         corners = tuple(c.strip() for c in args.corners.split(","))
         if len(corners) != 4 or not all(corners):
             parser.error(f"--corners needs 4 comma-separated names, got {args.corners!r}")
+    device = args.device
     if args.backend == "wavenet":
         if args.checkpoint is None:
             parser.error("--backend wavenet needs --checkpoint CK.pt (a converted Magenta checkpoint or one of ours)")
         model_path = args.checkpoint
-        precision = args.precision or ("float16" if args.device.startswith("cuda") else "bfloat16")
+        if device == "auto":  # decided here: the manifest, Ray's GPU requests and the precision depend on it
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        precision = args.precision or ("float16" if device.startswith("cuda") else "bfloat16")
     else:
         model_path, precision = args.model, args.precision or "float32"
     name = args.name or args.preset or args.out_dir.resolve().name
@@ -135,7 +144,7 @@ def main(argv=None) -> int:
             sfz_layout=args.sfz_layout, plots=not args.no_plots)
         source = SourceSpec(
             backend=args.backend, model_path=str(model_path), corners=corners,
-            dataset_path=str(args.dataset) if args.dataset else "", device=args.device, precision=precision,
+            dataset_path=str(args.dataset) if args.dataset else "", device=device, precision=precision,
             batch_size=args.batch_size)
     except (ValueError, SourceError) as error:
         parser.error(str(error))

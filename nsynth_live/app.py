@@ -322,7 +322,11 @@ def _make_engine(setup: _Setup, synth, sample_rate: int):
 
     from nsynth_live.presets import PresetError
 
-    config = EngineConfig(sustain_loop=bank_sustain_loop(synth.spec)) if setup.args.bank is not None else None
+    config = None
+    if setup.args.bank is not None:  # the bank's corners are the pad's own: presets give XY, release, gain
+        from nsynth_live.presets import BANK_CORNER_NAMES
+
+        config = EngineConfig(sustain_loop=bank_sustain_loop(synth.spec), corner_names=BANK_CORNER_NAMES)
     try:
         engine = Engine(synth, setup.preset, output_sample_rate=sample_rate, max_voices=setup.args.max_voices,
                         channels=2, config=config)
@@ -587,12 +591,6 @@ def _prepare(args: argparse.Namespace) -> _Setup:
     preset = load_preset_or_explain(args.preset)
     if args.bank is None and preset.bank:
         args.bank = Path(preset.bank)
-    if args.bank is not None:  # the bank's corners are the pad's corners; the preset keeps XY, release, gain
-        import dataclasses
-
-        from nsynth_live.presets import BANK_CORNER_NAMES
-
-        preset = dataclasses.replace(preset, corners=BANK_CORNER_NAMES)
     return _Setup(args=args, preset=preset, events=events)
 
 

@@ -19,8 +19,8 @@ A preset may name a bank rendered by ``export/render_bank.py`` instead of corner
 
 Such a preset plays that bank (``run_live.py --preset P``, as ``--bank``); its corners are then the
 pad's own (``corners`` may be left out) and ``xy``, ``release_seconds`` and ``gain_db`` apply as usual.
-The bank is opened when the instrument starts: a preset change while playing switches XY, release and
-gain, never the model or bank.
+The bank is opened when the instrument starts: a preset change while playing switches release and gain
+(as with the model), never the model or bank.
 
 Corner names are NSynth ``instrument_str`` names; :func:`check_preset_instruments` validates them
 against a model's instrument list (the engine does so when it loads a preset).

@@ -80,8 +80,7 @@ class BankIndex:
     velocities : tuple of int
         Velocity layers, ascending.
     cells : dict
-        ``"i,j"`` -> index into ``sounds`` per (pitch, velocity): ``cells["i,j"]`` is the key of the
-        cell's sound (cells with equal weights share a key).
+        ``"i,j"`` -> the key of the cell's sound (cells with equal weights share a key, e.g. ``x0y4``).
     samples : dict
         ``"<sound key>/<pitch>/<velocity>"`` -> :class:`BankSample`.
     source : dict
@@ -173,6 +172,11 @@ class BankIndex:
             parts = Path(sample.path).parts
             if Path(sample.path).is_absolute() or ".." in parts or not parts:
                 raise BankFormatError(f"{where}: sample path {sample.path!r} leaves the bank folder")
+            if sample.frames < 1 or not (sample.loop_start == sample.loop_end == 0
+                                         or 0 <= sample.loop_start < sample.loop_end <= sample.frames):
+                raise BankFormatError(
+                    f"{where}: sample {sample.path!r} has loop [{sample.loop_start}, {sample.loop_end}) outside "
+                    f"its {sample.frames} frames")
         for i in range(n):
             for j in range(n):
                 for pitch in self.pitches:

@@ -51,6 +51,7 @@ Policies (documented choices)
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -192,6 +193,10 @@ class EngineConfig:
         None: :meth:`SustainLoop.for_spec` of the model.
     presets_dir : path
         Where ``SelectPreset`` / ``ProgramChange`` look for presets.
+    corner_names : tuple of 4 str or None
+        For a synth whose instruments are the pad's own corners (a bank player): every preset's
+        corners are taken as these, so presets give XY, release and gain. None: presets name the
+        model's instruments.
     """
 
     attack_seconds: float = 0.002
@@ -205,6 +210,7 @@ class EngineConfig:
     limiter_release_seconds: float = 0.2
     sustain_loop: SustainLoop | None = None
     presets_dir: Path = field(default=DEFAULT_PRESETS_DIR)
+    corner_names: tuple[str, str, str, str] | None = None
 
     def __post_init__(self):
         for name in ("attack_seconds", "steal_fade_seconds", "all_sound_off_seconds",
@@ -449,6 +455,8 @@ class Engine:
             preset = load_preset(preset, presets_dir=self.config.presets_dir)
         if not isinstance(preset, Preset):
             raise PresetError(f"preset must be a Preset or a preset name, got {preset!r}")
+        if self.config.corner_names is not None:
+            preset = dataclasses.replace(preset, corners=self.config.corner_names)
         check_preset_instruments(preset, self.spec.instrument_names)
         return preset
 

@@ -27,7 +27,7 @@ crossfade gain, so the layout sets the voices a note costs):
 Key mapping: root ``r`` covers keys ``r .. next_root - 1``; the lowest root also covers down to key 0,
 the highest up to 127 (every key plays the nearest root at or below it, transposed up). Velocity
 layers: layer ``v`` covers ``previous_layer + 1 .. v``; the lowest layer starts at 1, the highest
-reaches 127. Loops come from the bank index (``loop_mode=loop_continuous``; the SFZ ``loop_end``
+reaches 127; inside a layer the gain is ``velocity / layer`` up to 1 (:func:`velocity_curve_opcodes`). Loops come from the bank index (``loop_mode=loop_continuous``; the SFZ ``loop_end``
 is inclusive, the index's exclusive); ``ampeg_release`` is 0.3 s because the SFZ v1 default
 (0.001 s) clicks.
 
@@ -149,6 +149,21 @@ def velocity_ranges(velocities) -> list[tuple[int, int, int]]:
         hivel = MIDI_VELOCITY_MAX if k == len(layers) - 1 else layer
         ranges.append((lovel, hivel, layer))
     return ranges
+
+
+def velocity_curve_opcodes(lovel: int, layer: int) -> str:
+    """``amp_velcurve_N`` points of one velocity layer: gain ``velocity / layer``, at most 1.
+
+    The layer's sample was rendered at velocity ``layer``, so its level already holds the velocity;
+    inside the layer the gain falls linearly to ``lovel / layer`` at its lowest velocity (about 6 dB
+    per halving), and velocities above the layer (the top layer up to 127) play it at unity. The SFZ
+    default (``amp_veltrack=100`` on the curve ``(velocity / 127) ** 2``) would apply the velocity a
+    second time. sfizz interpolates linearly between the points and ends the curve at 127 -> 1. The
+    live bank player (:mod:`nsynth_live.runtime.bank_player`) applies the same gain.
+    """
+    if lovel >= layer:
+        return f"amp_velcurve_{layer}=1"
+    return f"amp_velcurve_{lovel}={lovel / layer:.6f} amp_velcurve_{layer}=1"
 
 
 def _check_layout(layout: str) -> None:
@@ -282,7 +297,8 @@ def sfz_text(index: BankIndex, *, layout: str = "quad") -> str:
     ]
     for lokey, hikey, root in key_ranges(index.pitches):
         for lovel, hivel, layer in velocity_ranges(index.velocities):
-            lines += ["", f"<group> lokey={lokey} hikey={hikey} pitch_keycenter={root} lovel={lovel} hivel={hivel}"]
+            lines += ["", f"<group> lokey={lokey} hikey={hikey} pitch_keycenter={root} lovel={lovel} hivel={hivel} "
+                      + velocity_curve_opcodes(lovel, layer)]
             for i, j, opcodes in cells:
                 sample = index.sample(i, j, root, layer)
                 cc_text = " ".join(f"{key}={value}" for key, value in opcodes.items())

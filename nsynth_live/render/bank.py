@@ -58,10 +58,13 @@ MANIFEST_FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 NOTES_LOG_NAME = "manifest.notes.jsonl"
 BANK_FORMATS = ("sfz", "decent", "ons")
+ONS_GRID_SIZE = 9  # Open NSynth Super's device plays a 9 x 9 grid only
+LOCK_NAME = ".render_bank.lock"  # held (flock) while a job writes the folder
 LOOP_SEARCH_START_SECONDS = 0.5  # s after the note's start: past the attack of NSynth-like notes
 LOOP_END_GUARD_SECONDS = 0.25  # s before the key is released in the model's note (its release starts there)
 MIN_LOOP_SECONDS = 0.25  # s, shortest sustain loop searched
 END_FADE_SECONDS = 0.005  # s, linear fade at the very end of each sample (no click if a player reaches it)
+_LOG_FIELDS = ("key", "file", "frames", "loop_start", "loop_end", "peak", "bytes", "sha256")
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
@@ -125,6 +128,9 @@ class BankSettings:
         if self.sfz_layout not in ("quad", "nearest", "full"):
             raise ValueError(f"sfz_layout must be 'quad', 'nearest' or 'full', got {self.sfz_layout!r}")
         grid_sounds(self.grid_size, ("a", "b", "c", "d"), scheme=self.grid_scheme)  # validates grid_size
+        if "ons" in self.formats and self.grid_size != ONS_GRID_SIZE:
+            raise ValueError(f"the Open NSynth Super format needs a {ONS_GRID_SIZE}x{ONS_GRID_SIZE} grid (its device's), "
+                             f"got {self.grid_size}; use --grid {ONS_GRID_SIZE} or leave 'ons' out of --formats")
 
 
 @dataclass(frozen=True)
@@ -301,7 +307,10 @@ def _manifest_settings(settings: BankSettings, spec: SourceSpec, described: dict
         "format_version": MANIFEST_FORMAT_VERSION,
         "bank": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()
                  if k not in ("formats", "plots", "sfz_layout")},
-        "source": spec.settings(),
+        # the batches decide which notes are rendered together (and, for the WaveNet on a GPU or in
+        # bf16, the rounding), the device the arithmetic: both stay fixed for a byte-identical resume
+        "source": {**spec.settings(), "batch_size": int(spec.batch_size),
+                   **({"device": spec.device} if spec.backend == "wavenet" else {})},
         "model": {k: v for k, v in described.items() if k != "model_path"},
     }
 
@@ -327,10 +336,17 @@ def _read_notes_log(path: Path) -> dict[str, dict]:
         with open(path, "r+b") as stream:
             stream.truncate(len(complete))
     done = {}
-    for line in complete.decode("utf-8").splitlines():
-        if line.strip():
+    for number, line in enumerate(complete.decode("utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
             entry = json.loads(line)
-            done[entry["key"]] = entry
+            if not isinstance(entry, dict) or not all(k in entry for k in _LOG_FIELDS):
+                raise ValueError("missing fields")
+        except ValueError as error:
+            logger.warning("%s line %d is damaged (%s): its note is rendered again", path, number, error)
+            continue
+        done[entry["key"]] = entry
     return done
 
 
@@ -410,8 +426,6 @@ def render_bank(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     manifest_path = out_dir / MANIFEST_NAME
-    notes_log = out_dir / NOTES_LOG_NAME
-    samples_dir = out_dir / SAMPLES_DIR
     if (out_dir / BANK_INDEX_NAME).exists() and not force:
         raise BankJobError(f"{out_dir} already holds a complete bank ({BANK_INDEX_NAME}); pass --force to render it again")
 
@@ -423,12 +437,56 @@ def render_bank(
         raise BankJobError(f"pitches {outside} are outside the model's range {low}..{high}; choose pitches inside it")
     wanted = _manifest_settings(settings, source, described)
 
-    if force:
+    if not force and not manifest_path.exists() and out_dir.is_dir() and any(
+            not _is_our_leftover(p) for p in out_dir.iterdir()):
+        raise BankJobError(f"{out_dir} exists and is not an unfinished bank of ours; pass --force or choose another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_folder(out_dir)
+    try:
+        _remove_stale_temporaries(out_dir)
+        return _render_locked(out_dir, settings=settings, source=source, renderer=renderer, described=described,
+                              wanted=wanted, workers=workers, ray_address=ray_address, force=force,
+                              progress=progress, announce=announce, max_chunks=max_chunks)
+    finally:
+        _unlock_folder(lock)
+
+
+def _is_our_leftover(path: Path) -> bool:
+    """A temporary file of an atomic write (``.<name>.<random>.tmp``) or the job lock."""
+    return path.name == LOCK_NAME or (path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file())
+
+
+def _lock_folder(out_dir: Path):
+    """Hold an exclusive ``flock`` on the folder's lock file (released by the kernel if the job dies)."""
+    import fcntl  # noqa: PLC0415
+
+    stream = open(out_dir / LOCK_NAME, "a")
+    try:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        stream.close()
+        raise BankJobError(f"another job is rendering into {out_dir}; wait for it to end or choose another folder") from None
+    return stream
+
+
+def _unlock_folder(stream) -> None:
+    Path(stream.name).unlink(missing_ok=True)
+    stream.close()  # closing releases the flock
+
+
+def _render_locked(out_dir: Path, *, settings, source, renderer, described, wanted, workers, ray_address, force,
+                   progress, announce, max_chunks) -> BankResult:
+    """The job once the folder is checked and locked (see :func:`render_bank`)."""
+    manifest_path = out_dir / MANIFEST_NAME
+    notes_log = out_dir / NOTES_LOG_NAME
+    samples_dir = out_dir / SAMPLES_DIR
+    if force:  # in this order: a kill in between leaves an unfinished bank that resumes
+        (out_dir / BANK_INDEX_NAME).unlink(missing_ok=True)
+        notes_log.unlink(missing_ok=True)
         if manifest_path.exists() and samples_dir.is_dir():  # a bank of ours: its old notes go too
             for old in samples_dir.glob("*.wav"):
                 old.unlink()
-        for path in (manifest_path, notes_log, out_dir / BANK_INDEX_NAME):
-            path.unlink(missing_ok=True)
+        manifest_path.unlink(missing_ok=True)
     done: dict[str, dict] = {}
     if manifest_path.exists():
         try:
@@ -446,8 +504,6 @@ def render_bank(
                 "pass --force to start over. Differences:\n  " + "\n  ".join(differences))
         done = _verified(out_dir, _read_notes_log(notes_log))
     else:
-        if out_dir.exists() and any(out_dir.iterdir()) and not force:
-            raise BankJobError(f"{out_dir} exists and is not an unfinished bank of ours; pass --force or choose another folder")
         write_json_atomic(manifest_path, wanted)
     _remove_stale_temporaries(samples_dir)
     samples_dir.mkdir(parents=True, exist_ok=True)
@@ -533,7 +589,7 @@ def _run_processes(todo, source, settings, workers, record) -> None:
     devices = _worker_devices(source, workers)
     options = {}
     if devices:  # one GPU per worker process
-        queue = context.Manager().Queue()
+        queue = context.Queue()
         for device in devices:
             queue.put(device)
         options = {"initializer": _init_worker, "initargs": (queue,)}
@@ -635,9 +691,12 @@ def _write_pictures(out_dir: Path, index: BankIndex) -> list[Path]:
     cells = {(i, j): audio_of(i, j) for i in range(n) for j in range(n)}
     last = n - 1
     corner_cells = ((0, 0), (last, 0), (0, last), (last, last))
-    corner_audio = {}
-    for name, (i, j) in zip(index.corners, corner_cells):
+    corner_audio, named = {}, {}
+    for name, (i, j), position in zip(index.corners, corner_cells, ("x0y0", "x1y0", "x0y1", "x1y1")):
         label = Path(name).stem if ("/" in name or "." in name) else name
-        corner_audio.setdefault(label, cells[(i, j)])
+        if named.get(label, name) != name:
+            label = f"{label}_{position}"  # two different files with one stem
+        named[label] = name
+        corner_audio.setdefault(label, cells[(i, j)])  # a sound at two corners is drawn once
     return list(save_bank_pictures(out_dir, corner_audio=corner_audio, cells=cells, sample_rate=index.sample_rate,
                                    grid_size=n, overwrite=True))

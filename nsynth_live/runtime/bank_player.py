@@ -10,7 +10,8 @@
 * A key between roots plays the highest root at or below it, read faster by ``2 ** (semitones / 12)``
   (4-point Hermite interpolation), as the SFZ maps it; keys below the lowest root play it slower.
 * The velocity layer is the lowest layer at or above the velocity (the SFZ's ``lovel/hivel``); the
-  level then follows the velocity by ``(velocity / layer velocity) ** 2`` (about 6 dB per halving).
+  level then follows the velocity by ``min(velocity / layer velocity, 1)`` (6 dB per halving), the
+  gain the SFZ's ``amp_velcurve`` points give (:func:`nsynth_live.export.sfz.velocity_curve_opcodes`).
 * A held note's timbre crossfades between the four cells around XY with bilinear gains, and a gain
   per voice and hop keeps the mix's power at the weighted sum of the four cells' powers whether the
   cells are in phase, uncorrelated or partly cancelling (measured per hop, ramped across it: no
@@ -41,6 +42,7 @@ _CORNER_XY = np.array([(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)], dtype=np
 HOP_SECONDS = 0.016  # s per step: the engine's event quantum, as SING's 256 samples at 16 kHz
 MAX_NOTE_SECONDS = 600.0  # s a held note may sound (the time table's length)
 MAX_NORM_GAIN = 2.0  # cap of the power-preserving gain (+6 dB when cells cancel)
+_GUARD_FRAMES = 3  # frames after each sample's playable end in the table (Hermite reads 2 ahead)
 
 
 class BankPlayer:
@@ -66,7 +68,10 @@ class BankPlayer:
         self.index = index
         sr = index.sample_rate
         hop = int(round(HOP_SECONDS * sr))
-        # one int16 table with every sample back to back; per sample: offset, length, loop, scale
+        # One int16 table with every sample back to back, each as [1 zero, audio[:end], 3 guard frames]:
+        # the guard frames repeat the loop's first frames (zeros without a loop), so the 4 taps of the
+        # Hermite reader at any position in [0, end) are contiguous. Per sample: offset of audio[0],
+        # playable length, loop, scale.
         keys = sorted(index.samples)
         self._sample_row = {key: row for row, key in enumerate(keys)}
         pieces, offsets, lengths, loops, scales = [], [], [], [], []
@@ -87,13 +92,17 @@ class BankPlayer:
             audio = audio[:end]
             peak = float(np.max(np.abs(audio))) if audio.size else 0.0
             scale = peak / 32767.0 if peak > 0 else 1.0
-            pieces.append(np.round(audio / scale).astype(np.int16))
-            offsets.append(offset)
+            codes = np.round(audio / scale).astype(np.int16)
+            guard = (codes[sample.loop_start : sample.loop_start + _GUARD_FRAMES] if sample.has_loop
+                     else np.zeros(0, np.int16))
+            guard = np.concatenate([guard, np.zeros(_GUARD_FRAMES - guard.size, np.int16)])
+            pieces += [np.zeros(1, np.int16), codes, guard]
+            offsets.append(offset + 1)
             lengths.append(end)
             loops.append((sample.loop_start, sample.loop_end) if sample.has_loop else (end, end))
             scales.append(scale)
-            offset += end
-        self._table = np.concatenate(pieces + [np.zeros(4, np.int16)])
+            offset += 1 + end + _GUARD_FRAMES
+        self._table = np.concatenate(pieces)
         self._offset = np.array(offsets, dtype=np.int64)
         self._length = np.array(lengths, dtype=np.int64)
         self._loop = np.array(loops, dtype=np.int64)
@@ -110,13 +119,12 @@ class BankPlayer:
                     for v, velocity in enumerate(index.velocities):
                         sound = index.cells[f"{i},{j}"]
                         self._rows[i, j, p, v] = self._sample_row[f"{sound}/{pitch}/{velocity}"]
-        gap = int(self._pitches[-1] - self._pitches[-2]) if len(self._pitches) > 1 else 1
-        self.spec = StreamSpec(
+        self.spec = StreamSpec(  # every key plays (a root transposed), as the SFZ maps keys 0..127
             sample_rate=sr, hop_length_samples=hop, preroll_steps=0,
             time_steps=int(math.ceil(MAX_NOTE_SECONDS * sr / hop)), embedding_dims=2,
-            pitch_min_midi=int(self._pitches[0]), pitch_max_midi=min(127, int(self._pitches[-1]) + gap - 1),
-            instrument_names=BANK_CORNER_NAMES)
+            pitch_min_midi=0, pitch_max_midi=127, instrument_names=BANK_CORNER_NAMES)
         self._hop_offsets = np.arange(hop, dtype=np.float64)
+        self._taps = np.arange(-1, 3, dtype=np.int64)  # Hermite taps around the read position
         self._ramp = np.arange(1, hop + 1, dtype=np.float64) / hop
 
     @property
@@ -153,26 +161,29 @@ class BankPlayer:
         return ci, cj, weights
 
     def _read(self, rows: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """Hermite-interpolated samples of table rows at fractional positions: (k,), (k, hop) -> (k, hop)."""
-        loop_start, loop_end = self._loop[rows, 0][:, None], self._loop[rows, 1][:, None]
-        length = self._length[rows][:, None]
-        base = np.floor(positions).astype(np.int64)
-        frac = positions - base
-        taps = []
-        for shift in (-1, 0, 1, 2):
-            idx = base + shift
-            span = loop_end - loop_start
-            looped = (idx >= loop_end) & (span > 0)
-            idx = np.where(looped, loop_start + (idx - loop_start) % np.maximum(span, 1), idx)
-            valid = (idx >= 0) & (idx < length)
-            values = self._table[self._offset[rows][:, None] + np.clip(idx, 0, length - 1)].astype(np.float64)
-            taps.append(np.where(valid, values, 0.0))
-        xm1, x0, x1, x2 = taps
+        """Hermite-interpolated samples of table rows at fractional positions.
+
+        ``rows`` (voices, 4) sample rows, ``positions`` (voices, hop) source frames (the same for the
+        4 cells of a voice) -> (voices, 4, hop) float64. A position past a loop's end wraps into the
+        loop; past the end of a sample without a loop it reads silence.
+        """
+        base = np.floor(positions).astype(np.int64)  # (v, hop)
+        frac = (positions - base)[:, None, :, None]  # (v, 1, hop, 1)
+        loop_start, loop_end = self._loop[rows, 0][..., None], self._loop[rows, 1][..., None]  # (v, 4, 1)
+        span = loop_end - loop_start
+        index = np.broadcast_to(base[:, None, :], (*rows.shape, base.shape[1]))  # (v, 4, hop)
+        index = np.where((index >= loop_end) & (span > 0),
+                         loop_start + (index - loop_start) % np.maximum(span, 1), index)
+        playing = index < self._length[rows][..., None]
+        start = self._offset[rows][..., None] + np.where(playing, index, 0)
+        x = self._table[start[..., None] + self._taps].astype(np.float64)  # (v, 4, hop, 4 taps)
+        xm1, x0, x1, x2 = x[..., 0], x[..., 1], x[..., 2], x[..., 3]
+        f = frac[..., 0]
         c1 = 0.5 * (x1 - xm1)
         c2 = xm1 - 2.5 * x0 + 2.0 * x1 - 0.5 * x2
         c3 = 0.5 * (x2 - xm1) + 1.5 * (x0 - x1)
-        out = ((c3 * frac + c2) * frac + c1) * frac + x0
-        return out * self._scale[rows][:, None]
+        out = ((c3 * f + c2) * f + c1) * f + x0
+        return np.where(playing, out, 0.0) * self._scale[rows][..., None]
 
     def step(self, instrument_embedding, pitch_midi, velocity, time_index, state):
         """One hop for every voice; see ``StreamingSynth.step``. ``instrument_embedding`` is (voices, 2) XY."""
@@ -185,11 +196,11 @@ class BankPlayer:
         root = np.clip(np.searchsorted(self._pitches, pitch, side="right") - 1, 0, len(self._pitches) - 1)
         layer = np.minimum(np.searchsorted(self._velocities, vel, side="left"), len(self._velocities) - 1)
         ratio = 2.0 ** ((pitch - self._pitches[root]) / 12.0)  # playback speed of the root's sample
-        gain = (vel / self._velocities[layer]) ** 2
+        gain = np.minimum(vel / self._velocities[layer], 1.0)
         ci, cj, weights = self._cells(xy)
         rows = self._rows[ci, cj, root[:, None], layer[:, None]]  # (v, 4)
         positions = (t[:, None] * hop + self._hop_offsets[None, :]) * ratio[:, None]  # (v, hop) in source frames
-        cells = self._read(rows.reshape(-1), np.repeat(positions, 4, axis=0)).reshape(voices, 4, hop)
+        cells = self._read(rows, positions)
         mixed = np.einsum("vc,vch->vh", weights, cells)
         target = np.einsum("vc,vc->v", weights, np.einsum("vch,vch->vc", cells, cells))
         power = np.einsum("vh,vh->v", mixed, mixed)

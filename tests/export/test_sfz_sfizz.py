@@ -121,6 +121,21 @@ def test_velocity_layer_boundaries_start_one_layer(bank):
         assert voices == [sfz_voice_cost(index, "quad")] * 2, velocity
 
 
+def test_level_follows_velocity_once_as_the_live_player(bank):
+    """Layers 64 and 127, samples rendered at level velocity / 127: the played level is velocity / 127.
+
+    Inside a layer the SFZ's curve gives velocity / layer (the live bank player's gain); the SFZ default
+    (velocity / 127) ** 2 on top of the rendered level would make velocity 96 play 4.8 dB too soft.
+    """
+    raw = synth_for(bank, "quad")
+    levels = {}
+    for velocity in (127, 96, 64, 32):
+        audio, _ = play(raw, 60, cc12=0, cc13=0, velocity=velocity)
+        levels[velocity] = np.sqrt(np.mean(steady(audio) ** 2))
+    for velocity in (96, 64, 32):
+        assert levels[velocity] / levels[127] == pytest.approx(velocity / 127, rel=0.01), velocity
+
+
 @pytest.mark.parametrize("layout", ["quad", "nearest", "full"])
 def test_pitch_and_voices_per_note(bank, layout):
     _, index = bank

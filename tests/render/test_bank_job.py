@@ -99,6 +99,8 @@ def test_torn_log_line_stale_temporary_and_damaged_wav_are_repaired_on_resume(tm
     result = _render(out, settings={"formats": ("sfz",)}, max_chunks=2)
     assert result.notes_rendered == 4 and not (out / "bank.json").exists()
     log = out / NOTES_LOG_NAME
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(lines[0] + b'{"key": "x0y1/48/100", "damaged": tru\n' + b"".join(lines[1:]))
     with open(log, "ab") as stream:
         stream.write(b'{"key": "x1y1/60/100", "fi')  # a kill in the middle of an append
     (out / "samples" / ".small_x1y1_060_v100.wav.abc.tmp").write_bytes(b"RIFF half a file")
@@ -106,7 +108,7 @@ def test_torn_log_line_stale_temporary_and_damaged_wav_are_repaired_on_resume(tm
     damaged = out / "samples" / first["file"]
     damaged.write_bytes(damaged.read_bytes()[:1000])  # truncated behind the job's back
     result = _render(out, settings={"formats": ("sfz",)})
-    assert result.notes_rendered == 5  # 4 missing + the damaged one
+    assert result.notes_rendered == 5  # 4 missing + the truncated WAV (the damaged line's note is listed again)
     assert _bank_files(out) == _bank_files(reference_bank)
     assert not list((out / "samples").glob(".*.tmp"))
 
@@ -115,11 +117,31 @@ def test_other_settings_on_resume_are_refused_naming_each_difference(tmp_path):
     out = tmp_path / "bank"
     _render(out, max_chunks=1)
     with pytest.raises(BankJobError) as error:
-        _render(out, settings={"pitches": (48, 62), "grid_size": 3})
+        _render(out, settings={"pitches": (48, 62), "grid_size": 3}, source=_source(batch_size=4))
     message = str(error.value)
     assert "bank.pitches: [48, 60] in the manifest, [48, 62] now" in message
     assert "bank.grid_size: 2 in the manifest, 3 now" in message
+    assert "source.batch_size: 2 in the manifest, 4 now" in message
     assert "--force" in message
+
+
+def test_two_jobs_cannot_write_one_folder(tmp_path):
+    from nsynth_live.render import bank
+
+    out = tmp_path / "bank"
+    out.mkdir()
+    lock = bank._lock_folder(out)  # another job holds the folder
+    try:
+        with pytest.raises(BankJobError, match="another job is rendering"):
+            _render(out)
+    finally:
+        bank._unlock_folder(lock)
+    assert _render(out).notes_rendered == 8
+
+
+def test_open_nsynth_super_needs_its_9x9_grid_before_anything_renders():
+    with pytest.raises(ValueError, match="9x9 grid"):
+        BankSettings(**{**SMALL, "formats": ("sfz", "ons")})
 
 
 def test_a_complete_bank_is_not_overwritten_without_force(tmp_path):
@@ -216,3 +238,13 @@ def test_local_wavenet_workers_get_one_gpu_each_when_there_are_several(monkeypat
     assert bank._worker_devices(SourceSpec(**{**wavenet.__dict__, "device": "cpu"}), 3) is None
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert bank._worker_devices(wavenet, 3) is None
+
+
+def test_a_bank_index_with_a_loop_outside_its_sample_is_refused(reference_bank):
+    from nsynth_live.data.bank_index import BankFormatError, BankIndex
+
+    data = json.loads((reference_bank / "bank.json").read_text())
+    key = next(iter(data["samples"]))
+    data["samples"][key]["loop_end"] = data["samples"][key]["frames"] + 10
+    with pytest.raises(BankFormatError, match="outside its"):
+        BankIndex.from_json(data)
