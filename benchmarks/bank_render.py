@@ -15,6 +15,7 @@ Usage::
     python benchmarks/bank_render.py                               # sing, the default 9 x 9 x 13 bank
     python benchmarks/bank_render.py --workers 2 --batch-size 128
     python benchmarks/bank_render.py --backend wavenet             # CPU projection (bf16)
+    python benchmarks/bank_render.py --player out/banks/default    # the live bank player's step time
     python benchmarks/bank_render.py --backend wavenet --device cuda --precision float16 --batch-size 2048 --notes 2048
 """
 
@@ -112,6 +113,28 @@ def bench_wavenet(args) -> None:
                   f"(peak {np.abs(audio).max():.2f})")
 
 
+def bench_player(args) -> None:
+    """Milliseconds of one bank-player step (a 16-ms hop) for 1, 16 and 64 voices at random keys and XY."""
+    from nsynth_live.runtime.bank_player import BankPlayer
+
+    player = BankPlayer(args.player)
+    rng = np.random.default_rng(0)
+    hop_ms = 1000 * player.spec.hop_length_samples / player.spec.sample_rate
+    print(f"# bank player, {args.player} ({player.memory_bytes / 2**20:.0f} MiB), {_cpu_name()}, one thread")
+    print(f"{'voices':>6} {'ms/step':>8} {'% of hop':>9}")
+    for voices in (1, 16, 64):
+        state = player.new_state(voices)
+        xy = rng.uniform(0, 1, (voices, 2)).astype(np.float32)
+        pitch, velocity = rng.integers(36, 90, voices), np.full(voices, 100.0)
+        for t in range(5):
+            _, state = player.step(xy, pitch, velocity, np.full(voices, t), state)
+        started = time.perf_counter()
+        for t in range(100):
+            _, state = player.step(xy, pitch, velocity, np.full(voices, 100 + t), state)
+        ms = (time.perf_counter() - started) * 10
+        print(f"{voices:>6} {ms:>8.2f} {100 * ms / hop_ms:>8.0f}%")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,8 +149,11 @@ def main(argv=None) -> None:
                         help="wavenet (default: bfloat16 on CPU, float16 on CUDA)")
     parser.add_argument("--threads", type=int, default=None, help="wavenet: torch CPU threads")
     parser.add_argument("--notes", type=int, default=0, help="wavenet: whole notes rendered and timed (0: project)")
+    parser.add_argument("--player", metavar="BANK_DIR", help="time the live bank player's step on a rendered bank instead")
     args = parser.parse_args(argv)
-    if args.backend == "sing":
+    if args.player:
+        bench_player(args)
+    elif args.backend == "sing":
         args.batch_size = args.batch_size or 128
         bench_sing(args)
     else:
