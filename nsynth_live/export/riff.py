@@ -62,14 +62,17 @@ def float32_fmt_payload(*, sample_rate: int, channels: int = 1) -> bytes:
     ValueError
         If ``sample_rate`` or ``channels`` is not a positive integer.
     """
+    return _fmt_payload(WAVE_FORMAT_IEEE_FLOAT, FLOAT32_BITS, sample_rate=sample_rate, channels=channels)
+
+
+def _fmt_payload(format_tag: int, bits: int, *, sample_rate: int, channels: int) -> bytes:
+    """16-byte WAVEFORMAT ``fmt `` payload: tag, channels, rate, bytes/s, block align, bits."""
     if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
     if not isinstance(channels, (int, np.integer)) or channels <= 0:
         raise ValueError(f"channels must be a positive integer, got {channels!r}")
-    block_align = channels * FLOAT32_BITS // 8  # bytes per frame
-    return struct.pack(
-        "<HHIIHH", WAVE_FORMAT_IEEE_FLOAT, channels, sample_rate, sample_rate * block_align, block_align, FLOAT32_BITS
-    )
+    block_align = channels * bits // 8  # bytes per frame
+    return struct.pack("<HHIIHH", format_tag, channels, sample_rate, sample_rate * block_align, block_align, bits)
 
 
 def float32_wav_bytes(audio, *, sample_rate: int, extra_chunks: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
@@ -178,14 +181,7 @@ def pcm24_fmt_payload(*, sample_rate: int, channels: int = 1) -> bytes:
     ValueError
         If ``sample_rate`` or ``channels`` is not a positive integer.
     """
-    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
-    if not isinstance(channels, (int, np.integer)) or channels <= 0:
-        raise ValueError(f"channels must be a positive integer, got {channels!r}")
-    block_align = channels * PCM24_BITS // 8  # bytes per frame
-    return struct.pack(
-        "<HHIIHH", WAVE_FORMAT_PCM, channels, sample_rate, sample_rate * block_align, block_align, PCM24_BITS
-    )
+    return _fmt_payload(WAVE_FORMAT_PCM, PCM24_BITS, sample_rate=sample_rate, channels=channels)
 
 
 def smpl_payload(

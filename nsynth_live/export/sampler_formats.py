@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from nsynth_live.data.bank_index import BankIndex
-from nsynth_live.export.sfz import RELEASE_SECONDS, X_CC, Y_CC, key_ranges, velocity_ranges
+from nsynth_live.export.sfz import RELEASE_SECONDS, X_CC, Y_CC, check_bank_files, key_ranges, velocity_ranges
 from nsynth_live.fileio import atomic_output, atomic_write_bytes
 
 DS_MIN_VERSION = "1.0.0"  # Decent Sampler version whose format features this writer uses
@@ -171,8 +171,7 @@ def write_decent_sampler(bank_dir: str | os.PathLike, index: BankIndex, *, overw
         On a bank name that is not a plain file name.
     """
     bank_dir = Path(bank_dir)
-    _check_bank_name(index)
-    _check_samples_exist(bank_dir, index)
+    check_bank_files(bank_dir, index)
     text = decent_sampler_xml(index)
     return atomic_write_bytes(bank_dir / f"{index.name}.dspreset", text.encode("utf-8"), overwrite=overwrite)
 
@@ -297,7 +296,7 @@ def write_ons_bins(bank_dir: str | os.PathLike, index: BankIndex, *, overwrite: 
             f"Open NSynth Super's pad is a {ONS_GRID_SIZE} x {ONS_GRID_SIZE} grid; bank {index.name!r} has "
             f"{index.grid_size} x {index.grid_size}: render the bank with grid size {ONS_GRID_SIZE}")
     index.check()
-    _check_samples_exist(bank_dir, index)
+    check_bank_files(bank_dir, index)
     velocity = ons_velocity_layer(index.velocities)
     stem = ons_bin_stem(index)
     bin_path = bank_dir / f"{stem}.bin"
@@ -353,15 +352,3 @@ def ons_bin_rows(path: str | os.PathLike, *, n_pitches: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- helpers
-
-def _check_bank_name(index: BankIndex) -> None:
-    if not index.name or Path(index.name).name != index.name or index.name in (".", ".."):
-        raise ValueError(f"bank name {index.name!r} must be a plain file name (it is the preset's stem)")
-
-
-def _check_samples_exist(bank_dir: Path, index: BankIndex) -> None:
-    missing = sorted({s.path for s in index.samples.values() if not (bank_dir / s.path).is_file()})
-    if missing:
-        raise FileNotFoundError(
-            f"{len(missing)} samples of bank {index.name!r} are missing from {bank_dir} (first: {missing[0]}); "
-            "render the bank first")

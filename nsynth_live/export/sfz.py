@@ -339,12 +339,25 @@ def write_sfz(
         On an unknown layout, a bank name that is not a plain file name, or a path SFZ cannot hold.
     """
     bank_dir = Path(bank_dir)
+    check_bank_files(bank_dir, index)
+    text = sfz_text(index, layout=layout)
+    return atomic_write_bytes(bank_dir / f"{index.name}.sfz", text.encode("utf-8"), overwrite=overwrite)
+
+
+def check_bank_files(bank_dir: Path, index: BankIndex) -> None:
+    """Before a sampler file is written: the bank's name is a plain file stem and every sample exists.
+
+    Raises
+    ------
+    ValueError
+        If the bank name is not a plain file name (it is the stem of the files written).
+    FileNotFoundError
+        If samples the index names are missing from ``bank_dir`` (counted, the first named).
+    """
     if not index.name or Path(index.name).name != index.name or index.name in (".", ".."):
-        raise ValueError(f"bank name {index.name!r} must be a plain file name (it is the .sfz stem)")
-    missing = sorted({s.path for s in index.samples.values() if not (bank_dir / s.path).is_file()})
+        raise ValueError(f"bank name {index.name!r} must be a plain file name (it is the sampler file's stem)")
+    missing = sorted({s.path for s in index.samples.values() if not (Path(bank_dir) / s.path).is_file()})
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} samples of bank {index.name!r} are missing from {bank_dir} (first: {missing[0]}); "
             "render the bank first")
-    text = sfz_text(index, layout=layout)
-    return atomic_write_bytes(bank_dir / f"{index.name}.sfz", text.encode("utf-8"), overwrite=overwrite)
