@@ -14,6 +14,13 @@ import sys
 
 
 def main(argv=None) -> int:
+    from nsynth_live.extras import require_torch
+
+    try:
+        require_torch("converting a Magenta checkpoint")
+    except ImportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     from nsynth_live.models.magenta_convert import convert_magenta_checkpoint
     from nsynth_live.models.wavenet_configs import WAVENET_CONFIGS
     from nsynth_live.models.checkpoint import sha256_of_file

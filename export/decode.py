@@ -16,6 +16,13 @@ DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
 def main(argv=None) -> int:
+    from nsynth_live.extras import require_torch
+
+    try:
+        require_torch("decoding with the WaveNet")
+    except ImportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     import torch
 
     from nsynth_live.models.wavenet_ae import WaveNetAutoencoder

@@ -14,6 +14,13 @@ import sys
 
 
 def main(argv=None) -> int:
+    from nsynth_live.extras import require_torch
+
+    try:
+        require_torch("encoding with the WaveNet")
+    except ImportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     from nsynth_live.models.wavenet_ae import WaveNetAutoencoder
     from nsynth_live.runtime.wavenet_files import encode_files
 

@@ -13,7 +13,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nsynth_live.train.sing_recipe import main  # noqa: E402
+from nsynth_live.extras import require_torch  # noqa: E402
 
 if __name__ == "__main__":
+    try:
+        require_torch("training SING")
+    except ImportError as error:
+        sys.exit(f"error: {error}")
+    from nsynth_live.train.sing_recipe import main
+
     sys.exit(main())

@@ -22,6 +22,13 @@ import sys
 
 
 def main(argv=None) -> int:
+    from nsynth_live.extras import require_torch
+
+    try:
+        require_torch("training the WaveNet")
+    except ImportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     import numpy as np
     import torch
 

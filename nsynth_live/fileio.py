@@ -3,6 +3,7 @@ under the final name (offline jobs resume by skipping files that exist)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -66,3 +67,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool 
 def write_json_atomic(path: str | os.PathLike, obj: object) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically (replacing an existing file)."""
     return atomic_write_bytes(path, json.dumps(obj, indent=1).encode("utf-8"), overwrite=True)
+
+
+def sha256_of_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in ``chunk_bytes`` blocks (1 MiB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk_bytes), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -8,7 +8,6 @@ notes in a fixed order, so an instrument is always rendered whole (that is also 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ from nsynth_live.data.nsynth import (
     write_audio_atomic,
     write_examples_json,
 )
-from nsynth_live.fileio import write_json_atomic
+from nsynth_live.fileio import sha256_of_file, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -155,15 +154,6 @@ class SoundFontDatasetConfig:
     def instrument_str(self, index: int) -> str:
         inst = self.instruments[index]
         return make_instrument_str(inst.family, inst.source, index)
-
-
-def sha256_of_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(chunk_bytes), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _require_fluidsynth():

@@ -4,14 +4,13 @@ optional sha256, every tensor's name and shape)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from nsynth_live.fileio import atomic_output
+from nsynth_live.fileio import atomic_output, sha256_of_file  # sha256_of_file: re-exported
 
 SING_MODEL_NAME = "sing"
 
@@ -82,15 +81,6 @@ def load_state_dict_checked(model: nn.Module, state_dict: dict) -> None:
 # ---------------------------------------------------------------------------- generic checkpoints
 CHECKPOINT_FORMAT_VERSION = 1
 _REQUIRED_KEYS = ("format_version", "model", "config", "state_dict", "sample_rate", "hop_length_samples")
-
-
-def sha256_of_file(path) -> str:
-    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_checkpoint(

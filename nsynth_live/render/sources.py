@@ -26,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from nsynth_live.models.checkpoint import sha256_of_file
+from nsynth_live.fileio import sha256_of_file
 
 N_CORNERS = 4  # corners in the order (x, y) = (0, 0), (1, 0), (0, 1), (1, 1)
 BACKENDS = ("sing", "wavenet")
@@ -148,6 +148,12 @@ def make_renderer(spec: SourceSpec) -> NoteRenderer:
     """
     if spec.backend == "sing":
         return SingNoteRenderer(spec)
+    from nsynth_live.extras import require_torch  # noqa: PLC0415
+
+    try:
+        require_torch("the wavenet backend")
+    except ImportError as error:
+        raise SourceError(str(error)) from error
     from nsynth_live.render.wavenet_source import WavenetNoteRenderer  # noqa: PLC0415 (torch-heavy)
 
     return WavenetNoteRenderer(spec)

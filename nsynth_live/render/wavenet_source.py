@@ -67,7 +67,7 @@ import torch
 
 from nsynth_live.constants import NSYNTH_NOTE_OFF_SECONDS, NSYNTH_NOTE_SAMPLES, NSYNTH_SAMPLE_RATE
 from nsynth_live.functional.midi import midi_to_hz
-from nsynth_live.models.checkpoint import sha256_of_file
+from nsynth_live.fileio import sha256_of_file
 from nsynth_live.render.sources import N_CORNERS, SourceError, SourceSpec
 
 NSYNTH_NOTE_SECONDS = NSYNTH_NOTE_SAMPLES / NSYNTH_SAMPLE_RATE  # s, 4.0, NSynth dataset
