@@ -13,8 +13,10 @@ One hop (256 samples at 16 kHz for SING, 16 ms):
    discarded (the decoder's look-ahead costs compute at note-on, not latency);
 4. ONE batched ``synth.step`` for every sounding voice (and the loop partner of voices inside a
    sustain-loop crossfade): state rows are gathered from and scattered back to fixed voice slots;
-5. per-sample envelopes (attack, release, steal / all-sound-off fades), mix, master gain ramp,
-   soft limiter;
+5. per-sample envelopes (attack, release, steal / all-sound-off fades), mix, non-finite guards (a
+   voice whose audio holds NaN or inf is cut at once, ``nonfinite_voices``; a hop whose mix still
+   does is muted, ``nonfinite_hops``, before the limiter and the resampler see it), master gain
+   ramp, soft limiter;
 6. resample 16 kHz -> device rate (exact polyphase for integer ratios, soxr otherwise).
 
 Policies (documented choices)
@@ -54,6 +56,7 @@ import collections
 import dataclasses
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +65,7 @@ import numpy as np
 from nsynth_live.functional.interpolation import bilinear_corner_weights
 from nsynth_live.constants import NSYNTH_NOTE_OFF_SECONDS
 from nsynth_live.engine.events import (
+    EventBatch,
     CC_RESET_ALL_CONTROLLERS,
     CC_SUSTAIN_PEDAL,
     SUSTAIN_ON_THRESHOLD,
@@ -99,6 +103,7 @@ SING_DECODER_HALF_KERNEL_FRAMES = 4  # SING decoder conv kernel 9 -> 4 frames ea
 DEFAULT_LOOP_FRAMES = 64  # frames (~1 s at 16 kHz / 256) of the sustain loop
 LIMITER_ATTACK_SECONDS = 0.002  # s, gain-rider ramp down (a 2 ms ramp, not a step)
 DEFAULT_LOOP_CROSSFADE_HOPS = 8  # hops (128 ms) of equal-power crossfade at each loop
+NONFINITE_WARNING_INTERVAL_SECONDS = 1.0  # s of wall clock, at most one warning about muted hops
 
 
 @dataclass(frozen=True)
@@ -370,6 +375,11 @@ class Engine:
 
         self._gain = 1.0
         self._limiter_gain = 1.0
+        self.nonfinite_hops = 0  # hops muted because the mix held NaN or inf (see _mute_nonfinite)
+        self.nonfinite_voices = 0  # voices cut because their audio held NaN or inf (_silence_broken_voices)
+        self._nonfinite_unreported = 0  # cut voices and muted hops not yet in a warning
+        self._nonfinite_warned_at = -math.inf  # clock time (s) of the last warning
+        self._clock = time.monotonic  # s; tests replace it
         self.preset = self._check_preset(preset)
         self._corners = self._corner_embeddings(self.preset)
         self._xy = self.preset.xy
@@ -445,6 +455,7 @@ class Engine:
         embedding = self._advance_morph()
         self._preroll(embedding)
         mono = self._step_voices(embedding)
+        mono = self._mute_nonfinite(mono)
         mono = self._master(mono)
         resampled = self._soft_clip(self._resampler.process(mono))
         return np.repeat(resampled[:, None], self.channels, axis=1).astype(np.float32, copy=False)
@@ -510,6 +521,9 @@ class Engine:
                 event = self._events.popleft()
             except IndexError:
                 return
+            if isinstance(event, EventBatch):  # the OSC server's events of this hop (engine.osc.OscOutbox)
+                self._events.extendleft(reversed(event.take()))
+                continue
             try:
                 self._apply(event)
             except Exception as error:  # one bad event must not stop the instrument
@@ -544,7 +558,7 @@ class Engine:
             self._xy = (self._xy[0], float(event.y))
             self._retarget()
         elif isinstance(event, SelectPreset):
-            self._select_preset(event.name)
+            self._select_preset(event.preset or event.name)
         elif isinstance(event, ProgramChange):
             names = list_presets(presets_dir=self.config.presets_dir)
             if event.program < len(names):
@@ -694,6 +708,7 @@ class Engine:
             self._scatter(self._partner, partners, new_state, slice(n_main, None))
             self._partner_time[partners] += 1
 
+        self._silence_broken_voices(audio, active, partners)
         voice_audio = audio[:n_main]
         if partners.size:
             total = loop.crossfade_hops * hop
@@ -765,6 +780,56 @@ class Engine:
         if mixed <= target / 4.0:
             return 2.0
         return math.sqrt(target / mixed)
+
+    def _silence_broken_voices(self, audio: np.ndarray, active: np.ndarray, partners: np.ndarray) -> None:
+        """Zero the rows of ``audio`` that hold NaN or inf and end their voices at once (in place).
+
+        ``audio`` rows: the ``active`` voices, then the loop ``partners``. A voice whose model state
+        diverged would otherwise keep poisoning the mix (and the hop guard below would mute every
+        other voice with it) until it was freed; it is cut here without a fade (its audio is not
+        usable) and counted in ``nonfinite_voices``. Its slot gets a fresh state at the next note.
+        """
+        finite = np.isfinite(audio).all(axis=1)
+        if finite.all():
+            return
+        audio[~finite] = 0.0
+        rows = np.flatnonzero(~finite)
+        slots = np.concatenate([active, partners])[rows]
+        for slot in np.unique(slots):
+            self._env[slot] = 0.0
+            self._phase[slot] = KILLING  # freed in this hop's envelope pass (its envelope is 0)
+            self._kill_rate[slot] = 1.0
+        self.nonfinite_voices += int(np.unique(slots).size)
+        self._report_nonfinite(int(np.unique(slots).size))
+
+    def _mute_nonfinite(self, mono: np.ndarray) -> np.ndarray:
+        """Silence for a hop whose mix holds NaN or inf; ``(hop,)`` float64 -> same.
+
+        A broken model (corrupt weights the load check missed, a state that diverged) would
+        otherwise send NaN to the device and the recording, and an inf peak would drive the gain
+        rider to 0 (NaN from inf x 0, then silence for its release time); the resampler's filter
+        would carry either into the next hop. The whole hop is muted (its finite samples are as
+        suspect) without a ramp, counted in ``nonfinite_hops`` and reported by a warning at most
+        every ``NONFINITE_WARNING_INTERVAL_SECONDS``. A voice whose state went NaN keeps muting the
+        mix until it is freed.
+        """
+        if np.isfinite(mono).all():
+            return mono
+        self.nonfinite_hops += 1
+        self._report_nonfinite(1)
+        return np.zeros_like(mono)
+
+    def _report_nonfinite(self, count: int) -> None:
+        """Log NaN / inf events (cut voices, muted hops) at most every ``NONFINITE_WARNING_INTERVAL_SECONDS``."""
+        self._nonfinite_unreported += count
+        now = self._clock()
+        if now - self._nonfinite_warned_at >= NONFINITE_WARNING_INTERVAL_SECONDS:
+            logger.warning(
+                "NaN / inf model output: %d since the last warning (in all %d voice(s) cut, %d hop(s) muted); "
+                "the model file may be corrupt (it is checked at load) or a voice's state diverged",
+                self._nonfinite_unreported, self.nonfinite_voices, self.nonfinite_hops)
+            self._nonfinite_warned_at = now
+            self._nonfinite_unreported = 0
 
     def _master(self, mono: np.ndarray) -> np.ndarray:
         """Master gain ramp and per-hop gain rider; ``(hop,)`` float64 -> same."""

@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     checkpoint_path = models / f"{args.name}.pt"
     onnx_path = models / f"{args.name}.onnx"
     save_sing(trainer.sing, trainer.instrument_names, checkpoint_path)
-    from nsynth_live.runtime.sing_onnx import export_sing_onnx  # noqa: PLC0415 - written with the runtime
+    from nsynth_live.runtime.sing_export import export_sing_onnx  # noqa: PLC0415
 
     export_sing_onnx(trainer.sing, trainer.instrument_names, onnx_path)
 

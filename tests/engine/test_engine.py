@@ -12,6 +12,7 @@ from nsynth_live.engine import (
 from nsynth_live.engine.engine import HELD, KILLING, RELEASED, SUSTAINED
 from nsynth_live.functional.midi import cents_between, midi_to_hz
 from nsynth_live.presets import Preset, PresetError
+from tests.engine.additive_synth import AdditiveTestSynth
 from tests.engine.signal_checks import (
     band_energy_ratio, max_jump, peak_frequency_hz, render_hops, windowed_rms,
 )
@@ -408,3 +409,73 @@ def test_resampler_delay_matches_the_measured_impulse_delay(make_engine):
         withheld = 7 * 256 * rate / 16000 - out.size
         late = int(np.argmax(out)) - 100 * rate / 16000 + withheld
         assert abs(late - resampler.delay_output_samples) <= 2, (rate, late)
+
+
+class NonFiniteOnSomeSteps(AdditiveTestSynth):
+    """The additive double, whose audio is ``value`` (NaN by default) on the given step calls (1-based)."""
+
+    def __init__(self, bad_calls, value=np.nan):
+        super().__init__()
+        self.bad_calls = set(bad_calls)
+        self.value = value
+
+    def step(self, *args, **kwargs):
+        audio, state = super().step(*args, **kwargs)
+        if self.step_calls in self.bad_calls:
+            audio = audio.copy()
+            audio[0, 100:110] = self.value  # a few samples of one voice
+        return audio, state
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_a_voice_with_nonfinite_audio_is_cut_and_the_others_play_on(value):
+    preroll = 13  # AdditiveTestSynth's pre-roll steps: step call 13 + k is audible hop k (1-based)
+    synth = NonFiniteOnSomeSteps({preroll + 5}, value)  # row 0: the first note's voice
+    engine = Engine(synth, "default", output_sample_rate=48000)
+    engine.post(NoteOn(60, 100))
+    engine.post(NoteOn(64, 100))
+    blocks = [engine.render_hop() for _ in range(40)]
+    audio = np.concatenate(blocks)
+    assert np.isfinite(audio).all() and np.abs(audio).max() <= 1.0
+    assert (engine.nonfinite_voices, engine.nonfinite_hops) == (1, 0)
+    assert engine.active_voice_count == 1  # the broken voice is gone, the other one sounds
+    assert windowed_rms(np.concatenate(blocks[6:])[:, 0], 768).min() > 0.01
+    assert engine._limiter_gain == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_a_hop_whose_mix_is_not_finite_is_muted_and_counted(make_engine, value):
+    engine = make_engine()
+    mono = np.full(engine.hop_length_samples, 0.5)
+    mono[7] = value
+    assert np.array_equal(engine._mute_nonfinite(mono), np.zeros_like(mono)) and engine.nonfinite_hops == 1
+
+
+def test_nonfinite_warning_is_rate_limited(caplog):
+    preroll = 13
+    bad_hops = [1, 2, 3, 70, 71, 200]
+    synth = NonFiniteOnSomeSteps(set())
+    engine = Engine(synth, "default", output_sample_rate=16000)
+    clock = [0.0]
+    engine._clock = lambda: clock[0]
+    with caplog.at_level(logging.WARNING, logger="nsynth_live.engine.engine"):
+        for hop in range(1, 230):
+            clock[0] = hop * HOP_SECONDS  # s, a real-time clock
+            if hop in bad_hops:  # a fresh voice whose first audible step is broken
+                engine.post(NoteOn(60, 100))
+                synth.bad_calls = {synth.step_calls + preroll + 1}
+            engine.render_hop()
+    warnings = [r.getMessage() for r in caplog.records if "NaN / inf" in r.getMessage()]
+    # hop 1 (t = 0.016 s) warns; 2 and 3 within the second wait; 70 (1.12 s) reports 3; 71 waits;
+    # 200 (3.2 s) reports the one left
+    assert engine.nonfinite_voices == 6
+    assert len(warnings) == 3, warnings
+    assert warnings[0].startswith("NaN / inf model output: 1 since") and "1 voice(s) cut" in warnings[0]
+    assert warnings[1].startswith("NaN / inf model output: 3 since") and "4 voice(s) cut" in warnings[1]
+    assert warnings[2].startswith("NaN / inf model output: 2 since") and "6 voice(s) cut" in warnings[2]
+
+
+def test_finite_hops_pass_the_guard_untouched(make_engine):
+    engine = make_engine()
+    mono = np.linspace(-2.0, 2.0, engine.hop_length_samples)
+    assert engine._mute_nonfinite(mono) is mono and engine.nonfinite_hops == 0

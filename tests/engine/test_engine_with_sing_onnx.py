@@ -12,7 +12,8 @@ pytest.importorskip("onnxruntime")
 
 from nsynth_live.models.sing import Sing  # noqa: E402
 from nsynth_live.models.sing_configs import SingConfig  # noqa: E402
-from nsynth_live.runtime.sing_onnx import export_sing_onnx, load_synth  # noqa: E402
+from nsynth_live.runtime.sing_export import export_sing_onnx  # noqa: E402
+from nsynth_live.runtime.sing_onnx import load_synth  # noqa: E402
 from tests.engine.additive_synth import INSTRUMENT_NAMES  # noqa: E402
 
 

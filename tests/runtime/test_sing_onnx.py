@@ -6,18 +6,21 @@ import torch
 
 from nsynth_live.models.sing import Sing
 from nsynth_live.models.sing_configs import SingConfig
-from nsynth_live.runtime.sing_onnx import ModelFileError, export_sing_onnx, load_synth
+from nsynth_live.runtime.sing_export import export_sing_onnx
+from nsynth_live.runtime.sing_onnx import ModelFileError, load_synth, weights_sha256
 
 SMALL = SingConfig(name="test", conv_channels=64, lstm_hidden=32, num_instruments=3)
 NAMES = ["keyboard_acoustic_000", "organ_electronic_001", "flute_acoustic_002"]
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "sing_default.onnx"
+LOUD = {"test_note_peak_limit": None}  # small_model's atoms are scaled x20: its notes peak near 9 full scale
 
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
     torch.manual_seed(0)
     sing = Sing(SMALL).eval()
-    # Scale the synthesis atoms up so the outputs are far from zero and 1e-4 is a tight bound.
+    # Scale the synthesis atoms up so the outputs are far from zero and 1e-4 is a tight bound
+    # (and beyond the loader's test-note limit: loaded with LOUD).
     with torch.no_grad():
         sing.decoder.synthesis.weight.mul_(20.0)
     path = tmp_path_factory.mktemp("onnx") / "small.onnx"
@@ -40,7 +43,7 @@ def stream_whole_notes(synth, embedding, pitch, velocity):
 @pytest.mark.parametrize("voices", [1, 2, 5])
 def test_streamed_onnx_equals_pytorch_full_note(small_model, voices):
     sing, path = small_model
-    synth = load_synth(path)
+    synth = load_synth(path, **LOUD)
     rng = np.random.default_rng(voices)
     embedding = sing.instrument_embedding(torch.tensor(rng.integers(0, 3, voices))).detach().numpy()
     pitch = rng.integers(40, 81, voices)
@@ -54,7 +57,7 @@ def test_streamed_onnx_equals_pytorch_full_note(small_model, voices):
 
 def test_batch_equals_one_by_one(small_model):
     _, path = small_model
-    synth = load_synth(path)
+    synth = load_synth(path, **LOUD)
     embedding = np.stack([synth.instrument_embedding(n) for n in NAMES])
     pitch, velocity = np.array([45, 60, 75]), np.array([30.0, 90.0, 127.0], np.float32)
     together = stream_whole_notes(synth, embedding, pitch, velocity)
@@ -65,7 +68,7 @@ def test_batch_equals_one_by_one(small_model):
 
 def test_spec_and_embeddings_come_from_the_file(small_model):
     sing, path = small_model
-    synth = load_synth(path)
+    synth = load_synth(path, **LOUD)
     assert synth.spec.instrument_names == tuple(NAMES)
     assert (synth.spec.pitch_min_midi, synth.spec.pitch_max_midi) == (40, 80)
     assert synth.spec.preroll_steps == 13 and synth.spec.hop_length_samples == 256
@@ -91,6 +94,21 @@ def test_bad_model_files(tmp_path, small_model):
     onnx.save(model, tmp_path / "v7.onnx")
     with pytest.raises(ModelFileError, match="format_version '7'"):
         load_synth(tmp_path / "v7.onnx")
+
+
+def test_export_writes_name_and_weights_sha256(small_model):
+    import onnx
+
+    _, path = small_model
+    model = onnx.load(path)
+    meta = {entry.key: entry.value for entry in model.metadata_props}
+    assert meta["name"] == SMALL.name
+    assert meta["weights_sha256"] == weights_sha256(model) and len(meta["weights_sha256"]) == 64
+    synth = load_synth(path, **LOUD)
+    assert synth.name == SMALL.name and synth.weights_sha256 == meta["weights_sha256"]
+    assert synth.test_note_peak > 4.0  # measured 8.8
+    with pytest.raises(ModelFileError, match="a test note .* peaks at 8"):
+        load_synth(path)
 
 
 @pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="the default model is produced by export/train_sing.py")
