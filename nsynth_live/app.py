@@ -13,7 +13,6 @@ the same object to ``--stats-json PATH`` if asked.
 from __future__ import annotations
 
 import argparse
-import functools
 import gc
 import json
 import logging
@@ -185,7 +184,13 @@ def load_midi_events_or_explain(path: Path) -> list:
 
 
 def load_model_or_explain(path: Path):
-    """Load the streaming ONNX synth; missing or corrupt files give a message naming the file."""
+    """Load the streaming ONNX synth; missing or corrupt files give a message naming the file.
+
+    The loader refuses damaged weights (NaN / inf / absurd values, a ``weights_sha256`` mismatch, a
+    test note that is NaN or far beyond full scale: ``nsynth_live.runtime.sing_onnx``). For the
+    default path the whole file must also match ``DEFAULT_MODEL_SHA256``, the committed model's
+    hash, unless it carries its own ``weights_sha256`` (a re-export by ``export/train_sing.py``).
+    """
     if not path.exists():
         raise AppError(
             f"model file {path} not found. Fix: pass --model PATH to an exported SING .onnx file "
@@ -195,12 +200,20 @@ def load_model_or_explain(path: Path):
     if not path.is_file():
         raise AppError(f"model path {path} is not a file. Fix: pass --model PATH to a .onnx file")
     try:
-        from nsynth_live.runtime.sing_onnx import ModelFileError, load_synth
+        from nsynth_live.runtime.sing_onnx import DEFAULT_MODEL_SHA256, ModelFileError, ModelIntegrityError, load_synth
     except ImportError as error:
         raise AppError(f"cannot load model {path}: {error}", EXIT_RUNTIME) from error
+    is_default = path.resolve() == DEFAULT_MODEL_PATH.resolve()
     try:
-        return load_synth(path)
+        return load_synth(path, expected_file_sha256=DEFAULT_MODEL_SHA256 if is_default else None)
     except ModelFileError as error:
+        if is_default:
+            raise AppError(
+                f"{str(error).rstrip('.')}. This is the default model, committed with the repository: restore it "
+                f"with 'git checkout -- models/sing_default.onnx' (in {DEFAULT_MODEL_PATH.parent.parent}), or pass "
+                "--model PATH to another model") from error
+        if isinstance(error, ModelIntegrityError):  # its message already says what to do
+            raise AppError(str(error)) from error
         raise AppError(f"{error}. Fix: pass --model PATH to a streaming SING .onnx file "
                        "(export/train_sing.py writes one)") from error
     except ImportError as error:
@@ -367,6 +380,8 @@ def run_offline(setup: _Setup, out_path: Path, *, reason: str) -> dict:
         "render_seconds": elapsed,
         "xrun_count": 0,
         "underrun_count": 0,
+        "nonfinite_hops": int(engine.nonfinite_hops),
+        "nonfinite_voices": int(engine.nonfinite_voices),
     }
 
 
@@ -380,7 +395,6 @@ class _StopRequest(threading.Event):
 
 def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
     """Play live on ``device`` until ``stop`` is set, the duration passes or the file ends."""
-    from nsynth_live.engine.osc import route_osc
     from nsynth_live.engine.realtime import RealtimeRunner
     from nsynth_live.io.audio import open_output_stream
     from nsynth_live.io.midi_in import MidiInputError, open_midi_input
@@ -434,9 +448,9 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
             except MidiInputError as error:
                 raise AppError(str(error)) from error
         if not args.no_osc:
-            router = functools.partial(route_osc, swap_xy=args.osc_swap_xy, invert_x=args.osc_invert_x,
-                                       invert_y=args.osc_invert_y)
-            osc = OscServer(engine.post, host=args.osc_host, port=args.osc_port, router=router)
+            osc = OscServer(engine.post, host=args.osc_host, port=args.osc_port, swap_xy=args.osc_swap_xy,
+                            invert_x=args.osc_invert_x, invert_y=args.osc_invert_y,
+                            presets_dir=engine.config.presets_dir)
             try:
                 osc.start()
             except OscServerError as error:
@@ -519,8 +533,11 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
             "midi_events": midi.events_posted if midi else 0,
             "osc_messages": osc.messages_received if osc else 0,
             "osc_rejected": osc.messages_rejected + osc.packets_malformed if osc else 0,
+            "osc": osc.stats() if osc else None,
             "recorded_path": str(args.record) if recorder else None,
             "recorder_dropped_blocks": recorder.dropped_blocks if recorder else 0,
+            "nonfinite_hops": int(engine.nonfinite_hops),
+            "nonfinite_voices": int(engine.nonfinite_voices),
         }
     )
     return stats
@@ -664,5 +681,8 @@ def main(argv: list[str] | None = None) -> int:
         write_json_atomically(args.stats_json, stats)
     if stats.get("mode") == "live":
         print(f"nsynth-live: {stats['xrun_count']} xruns, {stats['underrun_count']} underruns", flush=True)
+    if stats.get("nonfinite_hops") or stats.get("nonfinite_voices"):
+        print(f"nsynth-live: NaN / inf model output: cut {stats['nonfinite_voices']} voice(s), muted "
+              f"{stats['nonfinite_hops']} hop(s) (the model file may be corrupt)", flush=True)
     print("nsynth-live stats: " + json.dumps(stats, sort_keys=True), flush=True)
     return EXIT_OK

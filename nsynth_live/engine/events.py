@@ -10,7 +10,9 @@ Source of the numbers: MIDI 1.0 Detailed Specification (status bytes, controller
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Callable, Union
+
+from nsynth_live.presets import Preset
 
 # --- MIDI status bytes (high nibble of channel messages; MIDI 1.0 spec, table I) -------------
 NOTE_OFF = 0x80
@@ -122,13 +124,27 @@ class SetY:
 
 @dataclass(frozen=True)
 class SelectPreset:
-    """Switch to the preset named ``name`` (a file ``presets/<name>.toml``)."""
+    """Switch to the preset named ``name`` (a file ``presets/<name>.toml``).
+
+    ``preset``, when given, is that file already read and validated by the producer (the OSC server
+    loads presets on its own thread): the engine then applies it without touching the file system.
+    Without it the engine loads ``name`` itself.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a str, or ``preset`` is neither None nor a
+        :class:`~nsynth_live.presets.Preset` named ``name``.
+    """
 
     name: str
+    preset: Preset | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str):
             raise ValueError(f"preset name must be a str, got {self.name!r}")
+        if self.preset is not None and (not isinstance(self.preset, Preset) or self.preset.name != self.name):
+            raise ValueError(f"preset must be None or the Preset named {self.name!r}, got {self.preset!r}")
 
 
 @dataclass(frozen=True)
@@ -139,6 +155,35 @@ class AllNotesOff:
 @dataclass(frozen=True)
 class AllSoundOff:
     """CC120: silence every voice at once with a fast ramp (about 10 ms, never a click)."""
+
+
+class EventBatch:
+    """A producer's handle on the events it queued for the next hop (not itself an :data:`Event`).
+
+    A producer that coalesces its input (the OSC server: many XY moves between two hops become the
+    newest one) keeps its events in an outbox of its own and posts ONE ``EventBatch`` to the engine
+    while that outbox holds anything. The engine calls :meth:`take` once when it reaches the batch
+    in its queue and applies the events it returns, in order, like posted ones; the producer posts
+    the next batch only after that. So the engine's queue holds at most one batch per producer.
+
+    Parameters
+    ----------
+    take : callable
+        ``take() -> tuple[Event, ...]``: empties the producer's outbox and returns its events; must
+        be thread-safe and must not raise.
+    """
+
+    __slots__ = ("_take",)
+
+    def __init__(self, take: Callable[[], tuple]) -> None:
+        self._take = take
+
+    def take(self) -> tuple:
+        """The queued events, oldest first (the outbox is empty afterwards). Call once."""
+        return tuple(self._take())
+
+    def __repr__(self) -> str:
+        return f"EventBatch({self._take!r})"
 
 
 Event = Union[
