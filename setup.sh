@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Set up nsynth-live on a fresh Debian/Ubuntu machine: system packages (where missing), a virtualenv
 # in .venv, and the package with its extras. Safe to run again; it only installs what is missing.
-#   ./setup.sh            runtime (CPU ONNX Runtime)
-#   ./setup.sh dev        + test tools (pytest, music21, JACK-Client, TensorFlow for the checkpoint converter test)
+#   ./setup.sh            what playing needs (ONNX Runtime on the CPU; no torch)
+#   ./setup.sh train      + torch, for training, ONNX export and the NSynth WaveNet
+#   ./setup.sh dev        + torch and the test tools (pytest, music21, JACK-Client, sfizz, Ray, TensorFlow for
+#                           the checkpoint converter test)
 set -euo pipefail
 cd "$(dirname "$0")"
 MODE="${1:-run}"
@@ -33,9 +35,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
   pip_install -q --upgrade pip
 fi
-# torch==2.13.0 is the CPU wheel on these machines; a looser spec can pull GBs of CUDA packages.
-.venv/bin/python -c "import torch" 2>/dev/null || pip_install -q torch==2.13.0
-EXTRAS="cpu"
-[ "$MODE" = dev ] && EXTRAS="cpu,dev,tf"
-pip_install -q -e ".[${EXTRAS}]"
-echo "setup: ready (.venv, extras: ${EXTRAS})"
+EXTRAS=""
+[ "$MODE" = train ] && EXTRAS="train"
+[ "$MODE" = dev ] && EXTRAS="train,dev,tf"
+if [ -n "$EXTRAS" ]; then
+  # torch==2.13.0 is the CPU wheel on these machines; a looser spec can pull GBs of CUDA packages.
+  .venv/bin/python -c "import torch" 2>/dev/null || pip_install -q torch==2.13.0
+  pip_install -q -e ".[${EXTRAS}]"
+else
+  pip_install -q -e .
+fi
+echo "setup: ready (.venv, extras: ${EXTRAS:-none})"
