@@ -129,9 +129,13 @@ def main(argv=None) -> int:
             parser.error("--backend wavenet needs --checkpoint CK.pt (a converted Magenta checkpoint or one of ours)")
         model_path = args.checkpoint
         if device == "auto":  # decided here: the manifest, Ray's GPU requests and the precision depend on it
-            import torch
+            from nsynth_live.extras import torch_available
 
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = "cpu"  # without torch the job stops below, saying what to install
+            if torch_available():
+                import torch
+
+                device = "cuda" if torch.cuda.is_available() else "cpu"
         precision = args.precision or ("float16" if device.startswith("cuda") else "bfloat16")
     else:
         model_path, precision = args.model, args.precision or "float32"
