@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import resource
 import signal
 import sys
 import threading
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("nsynth_live")
+_IMPORTED_AT = time.perf_counter()  # s; run_live.py imports this module first: start-up is counted from here
 
 STATS_FORMAT_VERSION = 1  # of the --stats-json object
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "sing_default.onnx"  # in the repository
@@ -360,6 +362,7 @@ def run_offline(setup: _Setup, out_path: Path, *, reason: str) -> dict:
     sample_rate = args.sample_rate or DEFAULT_SAMPLE_RATE
     synth = load_synth_or_explain(args)
     engine = _make_engine(setup, synth, sample_rate)
+    startup_seconds = time.perf_counter() - _IMPORTED_AT
     print(f"nsynth-live: rendering {args.play} offline ({reason}) at {sample_rate} Hz ...", flush=True)
     started = time.perf_counter()
     audio = render_events(engine, setup.events, tail_seconds=TAIL_SECONDS, progress=sys.stderr.isatty())
@@ -382,6 +385,7 @@ def run_offline(setup: _Setup, out_path: Path, *, reason: str) -> dict:
         "underrun_count": 0,
         "nonfinite_hops": int(engine.nonfinite_hops),
         "nonfinite_voices": int(engine.nonfinite_voices),
+        "startup_seconds": round(startup_seconds, 3),
     }
 
 
@@ -483,6 +487,7 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
             "device": device.label,
         }
         print("nsynth-live ready " + json.dumps(ready), flush=True)
+        stats["startup_seconds"] = round(time.perf_counter() - _IMPORTED_AT, 3)
 
         deadline = None if args.duration is None else started + args.duration
         if setup.events is not None:
@@ -677,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     if not stats:
         return EXIT_OK
     stats["format_version"] = STATS_FORMAT_VERSION
+    stats["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
     if args.stats_json is not None:
         write_json_atomically(args.stats_json, stats)
     if stats.get("mode") == "live":

@@ -44,6 +44,7 @@ def test_offline_render_writes_the_piece_and_stats(tmp_path, test_double, capsys
     assert 0.01 < np.abs(audio).max() <= 1.0
     stats = json.loads(stats_path.read_text())
     assert stats["format_version"] == app.STATS_FORMAT_VERSION and stats["mode"] == "offline"
+    assert stats["startup_seconds"] > 0 and stats["max_rss_mib"] > 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json", "take.wav"], "no temporary files left"
     printed = capsys.readouterr().out
     assert str(out) in printed and "nsynth-live stats: " in printed
