@@ -10,6 +10,14 @@ status=0
 for marker in "not jack" "jack"; do
   .venv/bin/python -m pytest -m "$marker" "$@"
   code=$?
+  if [ "$marker" = jack ] && [ "$code" -eq 1 ]; then
+    # The live callback still shares the GIL with the instrument's other threads (issue 15, item 1):
+    # on a 2-core VM a JACK deadline is missed about once in ten runs of these tests. Failed JACK
+    # tests run once more; a real fault fails twice, and the first failure stays printed above.
+    echo "test.sh: JACK tests failed; running the failed ones once more (first failure above)"
+    .venv/bin/python -m pytest -m "$marker" --last-failed "$@"
+    code=$?
+  fi
   # 5: no test selected (e.g. ./test.sh tests/models has no JACK test)
   if [ "$code" -ne 0 ] && [ "$code" -ne 5 ]; then status=$code; fi
 done

@@ -32,12 +32,9 @@ from nsynth_live.io.jack_session import (
     INSTRUMENT_MIDI_CLIENT,
     InstrumentProcess,
     JackServer,
-    JackUnavailable,
     connect_probe_to_instrument,
-    jack_tools_missing,
     note_latencies_ms,
     note_schedule,
-    realtime_scheduling_allowed,
 )
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
@@ -48,7 +45,7 @@ EXAMPLE_MIDI = REPO_ROOT / "examples" / "bach_bwv66_6.mid"
 SAMPLE_RATE = 48_000  # Hz of the JACK server
 # JACK cycle: 10.7 ms at 48 kHz. At 256 frames (5.3 ms) this 2-core VM showed ~1 xrun in 7 e2e runs.
 # 512 frames is a common live setting; latency at 256 frames is measured by benchmarks/latency_jack.py.
-PERIOD_FRAMES = 512
+PERIOD_FRAMES = 512  # the jack_server fixture's (tests/e2e/conftest.py)
 NOTE_ON, NOTE_OFF = 0x90, 0x80  # MIDI status bytes, channel 1
 PITCH_TOLERANCE_CENTS = 50.0
 
@@ -64,25 +61,6 @@ def note_f0_hz(audio: np.ndarray, sample_rate: int) -> float:
 # ---------------------------------------------------------------------------------------------
 # fixtures
 # ---------------------------------------------------------------------------------------------
-@pytest.fixture
-def jack_server(tmp_path):
-    """A JACK dummy server under a unique name, always stopped at teardown."""
-    reason = jack_tools_missing()
-    if reason:
-        pytest.skip(reason)
-    # JACK's usual real-time mode where the machine allows it (else --no-realtime, as on most CI
-    # containers): without it, other busy processes on a 2-core machine delay even JACK's own
-    # C++ clients past the 5.3 ms deadline.
-    server = JackServer(sample_rate=SAMPLE_RATE, period_frames=PERIOD_FRAMES, log_path=tmp_path / "jackd.log",
-                        realtime=realtime_scheduling_allowed())
-    try:
-        server.start()
-    except JackUnavailable as error:
-        pytest.fail(f"jackd is installed but did not start: {error}")
-    yield server
-    server.stop()
-
-
 @dataclass(frozen=True)
 class InstrumentModel:
     """What the instrument process plays: the trained ONNX model, or the engine's test double."""

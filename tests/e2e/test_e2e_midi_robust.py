@@ -25,10 +25,7 @@ from nsynth_live.engine.midi import INITIAL_PARSER_STATE, parse_midi_bytes
 from nsynth_live.io.jack_session import (
     InstrumentProcess,
     JackServer,
-    JackUnavailable,
     connect_probe_to_instrument,
-    jack_tools_missing,
-    realtime_scheduling_allowed,
 )
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
@@ -36,7 +33,7 @@ pytestmark = [pytest.mark.jack, pytest.mark.slow]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTRUMENT_SCRIPT = Path(__file__).with_name("instrument_with_test_double.py")
 SAMPLE_RATE = 48_000  # Hz of the JACK server
-PERIOD_FRAMES = 512  # frames per JACK cycle (10.7 ms), as test_e2e_jack.py
+PERIOD_FRAMES = 512  # frames per JACK cycle (10.7 ms): the jack_server fixture's (tests/e2e/conftest.py)
 NOTE_ON, NOTE_OFF, CONTROL_CHANGE = 0x90, 0x80, 0xB0  # MIDI status bytes, channel 1
 ALL_NOTES_OFF = [CONTROL_CHANGE, 123, 0]  # CC123
 ALL_SOUND_OFF = [CONTROL_CHANGE, 120, 0]  # CC120
@@ -44,22 +41,6 @@ UNTERMINATED_SYSEX = [0xF0, 0x01, 0x02]  # the user's event: a SysEx start witho
 RELEASE_SECONDS = 0.5  # longest release_seconds of presets/*.toml (-60 dB by then)
 SILENT_AFTER_STOP_SECONDS = RELEASE_SECONDS + 0.3  # + MIDI-to-audio latency (< 70 ms) + margin
 SILENCE_DB = -50.0  # below the held note's peak: silence
-
-
-@pytest.fixture
-def jack_server(tmp_path):
-    """A JACK dummy server under a unique name, always stopped at teardown."""
-    reason = jack_tools_missing()
-    if reason:
-        pytest.skip(reason)
-    server = JackServer(sample_rate=SAMPLE_RATE, period_frames=PERIOD_FRAMES, log_path=tmp_path / "jackd.log",
-                        realtime=realtime_scheduling_allowed())
-    try:
-        server.start()
-    except JackUnavailable as error:
-        pytest.fail(f"jackd is installed but did not start: {error}")
-    yield server
-    server.stop()
 
 
 def play_through_instrument(server: JackServer, tmp_path, messages, total_seconds: float):
