@@ -12,7 +12,7 @@ for marker in "not jack" "jack"; do
   code=$?
   if [ "$marker" = jack ] && [ "$code" -eq 1 ]; then
     # The live callback still shares the GIL with the instrument's other threads (issue 15, item 1):
-    # on a 2-core VM a JACK deadline is missed about once in ten runs of these tests. Failed JACK
+    # on a 2-core VM the instrument missed a JACK deadline in 1 of 7 quiet runs of these tests (2026-12-02). Failed JACK
     # tests run once more; a real fault fails twice, and the first failure stays printed above.
     echo "test.sh: JACK tests failed; running the failed ones once more (first failure above)"
     .venv/bin/python -m pytest -m "$marker" --last-failed "$@"
