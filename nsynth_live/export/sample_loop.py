@@ -170,3 +170,59 @@ def find_sustain_loop(
     return LoopPoints(
         start=int(rising[starts[row]]), end=int(rising[col]), seam_db=max(seam_db, SEAM_FLOOR_DB),
         periods=int(periods[row, col]))
+
+
+def bake_loop_crossfade(audio, loop: LoopPoints, *, sample_rate: float, f0_hz: float,
+                        crossfade_seconds: float = 0.05) -> tuple[np.ndarray, float]:
+    """Blend the end of a loop into what precedes its start, so that the wrap is the note's own waveform.
+
+    The last ``n`` frames of the loop become ``(1 - g) * audio[end - n + i] + g * audio[start - n + i]``
+    with ``g`` rising linearly from 0 to 1 (the two spans are period-aligned, so a linear fade keeps
+    the level). A sampler that jumps from ``end - 1`` to ``start`` then plays ``audio[start - 1]``,
+    ``audio[start]``: the waveform as the note itself continued there, whatever the note's level or
+    timbre drifted by over the loop. This is the usual "crossfade loop" of sample editors; the
+    loop points stay where they are and every sampler plays it without a crossfade opcode.
+
+    Parameters
+    ----------
+    audio : (time,) float
+        The note.
+    loop : LoopPoints
+        From :func:`find_sustain_loop`.
+    sample_rate, f0_hz : float
+        Hz; the seam is measured over one period.
+    crossfade_seconds : float
+        Length of the blend, s; shortened to half the loop and to what precedes ``start``.
+
+    Returns
+    -------
+    audio : (time,) float64
+        A copy with the blend applied (frames outside ``[end - n, end)`` untouched).
+    seam_db : float
+        The seam as played: RMS of ``(audio[end - w : end], audio[start : start + w])`` minus
+        ``audio[start - w : start + w]`` (``w`` half a period), relative to the loop's RMS.
+
+    Raises
+    ------
+    ValueError
+        If the loop lies outside ``audio`` or ``crossfade_seconds`` is not positive.
+    """
+    x = np.asarray(audio, dtype=np.float64).copy()
+    start, end = loop.start, loop.end
+    if not 0 < start < end <= x.shape[0]:
+        raise ValueError(f"loop {start}..{end} does not fit {x.shape[0]} frames with a frame before its start")
+    if not crossfade_seconds > 0:
+        raise ValueError(f"crossfade_seconds must be > 0, got {crossfade_seconds!r}")
+    n = int(min(round(crossfade_seconds * sample_rate), (end - start) // 2, start))
+    if n >= 1:
+        gain = (np.arange(n) + 1.0) / n  # 1/n .. 1: the last frame of the loop is audio[start - 1]
+        x[end - n : end] = (1.0 - gain) * x[end - n : end] + gain * x[start - n : start]
+    half = max(1, math.ceil(sample_rate / f0_hz / 2))
+    half = min(half, start, end - start)
+    played = np.concatenate([x[end - half : end], x[start : start + half]])
+    natural = np.asarray(audio, dtype=np.float64)[start - half : start + half]
+    loop_rms = float(np.sqrt(np.mean(x[start:end] ** 2)))
+    error_rms = float(np.sqrt(np.mean((played - natural) ** 2)))
+    if loop_rms <= 0 or error_rms <= 0:
+        return x, SEAM_FLOOR_DB
+    return x, max(20.0 * math.log10(error_rms / loop_rms), SEAM_FLOOR_DB)

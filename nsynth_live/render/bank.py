@@ -63,6 +63,7 @@ LOCK_NAME = ".render_bank.lock"  # held (flock) while a job writes the folder
 LOOP_SEARCH_START_SECONDS = 0.5  # s after the note's start: past the attack of NSynth-like notes
 LOOP_END_GUARD_SECONDS = 0.25  # s before the key is released in the model's note (its release starts there)
 MIN_LOOP_SECONDS = 0.25  # s, shortest sustain loop searched
+LOOP_CROSSFADE_SECONDS = 0.05  # s of the loop's end blended into what precedes its start (bake_loop_crossfade)
 END_FADE_SECONDS = 0.005  # s, linear fade at the very end of each sample (no click if a player reaches it)
 _LOG_FIELDS = ("key", "file", "frames", "loop_start", "loop_end", "peak", "bytes", "sha256")
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
@@ -204,11 +205,13 @@ def finish_note(audio, *, model_sample_rate: int, sample_rate: int, pitch_midi: 
 
     Returns
     -------
-    audio : (time,) float32 at ``sample_rate``
+    audio : (time,) float32 at ``sample_rate``, its loop's last 50 ms crossfaded into what precedes
+        the loop start (:func:`~nsynth_live.export.sample_loop.bake_loop_crossfade`)
     loop : LoopPoints or None
-        None when the note has no steady part to loop (silent, unpitched, too short).
+        None when the note has no steady part to loop (silent, unpitched, too short); its
+        ``seam_db`` is the seam as played after the crossfade.
     """
-    from nsynth_live.export.sample_loop import find_sustain_loop  # noqa: PLC0415
+    from nsynth_live.export.sample_loop import bake_loop_crossfade, find_sustain_loop  # noqa: PLC0415
 
     x = np.asarray(audio, dtype=np.float64)
     if sample_rate != model_sample_rate:
@@ -226,6 +229,10 @@ def finish_note(audio, *, model_sample_rate: int, sample_rate: int, pitch_midi: 
             min_loop_seconds=MIN_LOOP_SECONDS)
     except ValueError as error:
         logger.info("MIDI %d: no sustain loop (%s)", pitch_midi, error)
+    if loop is not None:  # the loop's end blended into what precedes its start: a seamless wrap
+        x, seam_db = bake_loop_crossfade(x, loop, sample_rate=sample_rate, f0_hz=float(midi_to_hz(pitch_midi)),
+                                         crossfade_seconds=LOOP_CROSSFADE_SECONDS)
+        loop = dataclasses.replace(loop, seam_db=seam_db)
     return x.astype(np.float32), loop
 
 
