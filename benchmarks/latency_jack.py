@@ -27,7 +27,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from nsynth_live.io.jack_session import (  # noqa: E402
+from tests.support.jack_session import (  # noqa: E402
     InstrumentProcess,
     JackServer,
     connect_probe_to_instrument,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nsynth_live.io.jack_session import JackServer, JackUnavailable, jack_tools_missing, realtime_scheduling_allowed
+from tests.support.jack_session import JackServer, JackUnavailable, jack_tools_missing, realtime_scheduling_allowed
 
 SAMPLE_RATE = 48_000  # Hz of the JACK server
 PERIOD_FRAMES = 512  # frames per JACK cycle (10.7 ms)

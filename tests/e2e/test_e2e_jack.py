@@ -27,7 +27,7 @@ import soundfile
 
 from nsynth_live.functional.pitch import NoStablePitchError, estimate_f0_hz
 from nsynth_live.functional.midi import cents_between, midi_to_hz
-from nsynth_live.io.jack_session import (
+from tests.support.jack_session import (
     INSTRUMENT_AUDIO_CLIENT,
     INSTRUMENT_MIDI_CLIENT,
     InstrumentProcess,

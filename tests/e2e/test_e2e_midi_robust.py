@@ -2,7 +2,7 @@
 
 The instrument (``run_live.py`` with the engine's additive test double,
 tests/e2e/instrument_with_test_double.py) runs live on a JACK dummy server; a probe client
-(``nsynth_live.io.jack_session.JackProbe``) sends raw JACK MIDI events to its MIDI port and records
+(``tests.support.jack_session.JackProbe``) sends raw JACK MIDI events to its MIDI port and records
 its audio on the same frame clock. What is under test is the MIDI input path (JACK MIDI ->
 stream parser -> engine), so the fast test double stands in for the model; the live path with the
 trained model is covered by test_e2e_jack.py.
@@ -22,7 +22,7 @@ import pytest
 
 from nsynth_live.engine.events import CC_RESET_ALL_CONTROLLERS, CC_SUSTAIN_PEDAL, SUSTAIN_ON_THRESHOLD, ControlChange
 from nsynth_live.engine.midi import INITIAL_PARSER_STATE, parse_midi_bytes
-from nsynth_live.io.jack_session import (
+from tests.support.jack_session import (
     InstrumentProcess,
     JackServer,
     connect_probe_to_instrument,

@@ -239,7 +239,7 @@ def test_no_jack_server_and_no_alsa_means_no_midi_through_the_real_jack_path(mon
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def jack_server(monkeypatch):
-    from nsynth_live.io.jack_session import JackServer, JackUnavailable, jack_tools_missing
+    from tests.support.jack_session import JackServer, JackUnavailable, jack_tools_missing
 
     reason = jack_tools_missing()
     if reason:

@@ -1,4 +1,4 @@
-"""Who caused a JACK xrun: jackd's log, parsed (nsynth_live.io.jack_session.JackXrun).
+"""Who caused a JACK xrun: jackd's log, parsed (tests.support.jack_session.JackXrun).
 
 The parser is checked on the line patterns a real jackd 1.9.21 wrote here (dummy driver,
 real-time mode), and then against a real server: a client that overruns its deadline is named,
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from nsynth_live.io.jack_session import (
+from tests.support.jack_session import (
     SERVER_CULPRIT,
     JackServer,
     JackUnavailable,

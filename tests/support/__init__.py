@@ -1,0 +1,1 @@
+"""Test support: harnesses the tests and benchmarks share (not part of the nsynth_live package)."""
