@@ -40,7 +40,6 @@ from nsynth_live.engine.osc import (
     OscOutbox,
     OscRouting,
     parse_osc,
-    route_osc,
 )
 from nsynth_live.presets import DEFAULT_PRESETS_DIR, Preset, PresetError, load_preset, preset_path
 
@@ -197,12 +196,6 @@ def _as_parser(router, swap_xy: bool, invert_x: bool, invert_y: bool) -> tuple[C
     """``(parse(address, args) -> OscRouting | Event | None, is_parse_osc)`` for a router argument."""
     if router is None:
         return functools.partial(parse_osc, swap_xy=swap_xy, invert_x=invert_x, invert_y=invert_y), True
-    if router is route_osc:
-        return parse_osc, True
-    if isinstance(router, functools.partial) and router.func is route_osc:
-        # app.py passes functools.partial(route_osc, swap_xy=...): same options, but counted and
-        # rate-limited here rather than one log line per message
-        return functools.partial(parse_osc, *router.args, **router.keywords), True
     return router, False
 
 
@@ -219,10 +212,9 @@ class OscServer:
     port : int
         UDP port, 0..65535; 0 lets the OS choose (see :attr:`address`).
     router : callable, optional
-        None (default): :func:`nsynth_live.engine.osc.parse_osc` with the axis options below;
-        :func:`~nsynth_live.engine.osc.route_osc` or a ``functools.partial`` of it is used as
-        ``parse_osc`` with the same options. Any other ``router(address, args) -> event | None``
-        (pure, never raising) is called as is; None counts as a rejection.
+        None (default): :func:`nsynth_live.engine.osc.parse_osc` with the axis options below.
+        Another ``router(address, args) -> event | None`` (pure, never raising) is called as is;
+        None counts as a rejection.
     swap_xy, invert_x, invert_y : bool
         Axis mapping of XY controllers (see :func:`~nsynth_live.engine.osc.parse_osc`).
     presets_dir : path

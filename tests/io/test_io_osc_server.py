@@ -1,7 +1,6 @@
 """The OSC server over real UDP on 127.0.0.1: order, coalescing, presets parsed on its thread,
 rejections counted by reason, rate-limited warnings, malformed packets, fuzz, bind errors."""
 
-import functools
 import logging
 import math
 import os
@@ -18,7 +17,6 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
 from nsynth_live.engine.events import EventBatch, NoteOff, NoteOn, SelectPreset, SetXY
-from nsynth_live.engine.osc import route_osc
 from nsynth_live.io.osc_server import OscServer, OscServerError, RateLimitedWarnings
 from nsynth_live.presets import DEFAULT_PRESETS_DIR, Preset
 
@@ -264,17 +262,16 @@ def test_real_router_over_udp_rejects_counts_clamps_and_keeps_playing(caplog):
     assert server.messages_received == 7 and server.messages_rejected + server.packets_malformed == 4
 
 
-def test_app_router_partial_keeps_its_axis_options_and_is_rate_limited(caplog):
+def test_axis_options_apply_and_rejections_are_rate_limited(caplog):
     queue = EngineQueue()
-    router = functools.partial(route_osc, swap_xy=True, invert_x=False, invert_y=False)
-    server = OscServer(queue.post, router=router, clock=lambda: 0.0)
+    server = OscServer(queue.post, swap_xy=True, invert_x=False, invert_y=False, clock=lambda: 0.0)
     with caplog.at_level(logging.WARNING):
         server.handle_message("/1/xy1", [0.2, 0.9])
         for _ in range(100):
             server.handle_message("/nsynth/xy", ["a", "b"])
     assert queue.take() == [SetXY(0.9, 0.2)]
     assert server.rejected_by_reason == {"arg_type": 100}
-    assert len(caplog.records) == 1  # not one line per bad message from route_osc
+    assert len(caplog.records) == 1  # not one line per bad message
 
 
 def test_too_many_events_in_one_hop_are_dropped_and_counted():
