@@ -47,7 +47,14 @@ Policies (documented choices)
   The model's audio follows more slowly: SING's LSTM state and 9-frame decoder integrate the new
   embedding (measured on ``models/sing_default.onnx`` v1, XY (0,0) -> (1,1) on a held C4: about
   half of the spectral change after ~140 ms, 90 % after ~200 ms; no click).
-* **Timing**: events take effect at the start of the next hop (16 ms quantisation).
+* **Timing**: a :class:`Timed` note-on starts its voice at its own sample inside the hop (each
+  voice keeps a sample offset into the mix and carries the rest of its hop into the next one), so
+  note starts are exact in offline renders and in the live callback's cached attacks. Other events,
+  and untimed ones, take effect at the start of the hop that drains them.
+* **Cached attacks** (:mod:`nsynth_live.engine.attack_cache`): a :class:`CachedNoteOn` starts a
+  voice from a cached stream state at the hand-over sample, fading in over one hop while the
+  callback's cached attack fades out; it is scheduled until its hop comes. A note-off before the
+  hand-over makes the voice start released.
 """
 
 from __future__ import annotations
@@ -71,14 +78,17 @@ from nsynth_live.engine.events import (
     SUSTAIN_ON_THRESHOLD,
     AllNotesOff,
     AllSoundOff,
+    CachedNoteOn,
     ControlChange,
     NoteOff,
     NoteOn,
     ProgramChange,
+    ReleaseAttack,
     SelectPreset,
     SetX,
     SetXY,
     SetY,
+    Timed,
 )
 from nsynth_live.engine.resample import make_resampler
 from nsynth_live.runtime.notes import preroll
@@ -372,6 +382,14 @@ class Engine:
         self._sustain_down = False
         self._warned_keys: set[int] = set()
         self._events: collections.deque = collections.deque()
+        self._hop_index = 0  # hops rendered: the next hop starts at model sample _hop_index * hop
+        self._scheduled: list = []  # Timed note starts for later hops
+        self._offset = np.zeros(n_slots, dtype=np.int64)  # samples into the hop where the voice's hops start
+        self._carry = np.zeros((n_slots, hop), dtype=np.float64)  # a voice's audio for the next hop
+        self._pending = np.zeros(hop, dtype=np.float64)  # carries of voices freed in the last hop
+        self._handoff = np.zeros(n_slots, dtype=bool)  # continuation of a cached attack: fade in this hop
+        self._handoff_ramp = self._n / hop
+        self.late_handoffs = 0  # cached voices that started after their hand-over sample
 
         self._gain = 1.0
         self._limiter_gain = 1.0
@@ -394,6 +412,25 @@ class Engine:
     def post(self, event) -> None:
         """Queue an event for the next hop. Thread-safe (a deque append), never blocks."""
         self._events.append(event)
+
+    @property
+    def sample_position(self) -> int:
+        """Model-rate sample where the next hop starts (``Timed.at_sample`` counts from 0)."""
+        return self._hop_index * self.hop_length_samples
+
+    @property
+    def target_embedding(self) -> np.ndarray:
+        """``(embedding_dims,)`` float32: the blend the timbre is moving to (XY and preset)."""
+        return self._blend(self._xy).astype(np.float32)
+
+    @property
+    def master_gain(self) -> float:
+        """Preset gain times the gain rider's present gain (linear), applied after the mix."""
+        return float(self._gain_target * self._limiter_gain)
+
+    def release_per_sample(self) -> float:
+        """Per-sample factor of the preset's exponential release at the model rate."""
+        return 10.0 ** (-3.0 / (self.preset.release_seconds * self.spec.sample_rate))
 
     @property
     def xy(self) -> tuple[float, float]:
@@ -458,6 +495,7 @@ class Engine:
         mono = self._mute_nonfinite(mono)
         mono = self._master(mono)
         resampled = self._soft_clip(self._resampler.process(mono))
+        self._hop_index += 1
         return np.repeat(resampled[:, None], self.channels, axis=1).astype(np.float32, copy=False)
 
     # ------------------------------------------------------------------ presets and timbre
@@ -516,6 +554,14 @@ class Engine:
 
     # ------------------------------------------------------------------ events
     def _drain_events(self) -> None:
+        hop_start = self.sample_position
+        hop_end = hop_start + self.hop_length_samples
+        if self._scheduled:  # note starts posted earlier for this hop
+            due = [t for t in self._scheduled if t.at_sample < hop_end]
+            if due:
+                self._scheduled = [t for t in self._scheduled if t.at_sample >= hop_end]
+                for timed in sorted(due, key=lambda t: t.at_sample):
+                    self._apply_safely(timed.event, timed.at_sample, hop_start)
         while True:
             try:
                 event = self._events.popleft()
@@ -524,16 +570,49 @@ class Engine:
             if isinstance(event, EventBatch):  # the OSC server's events of this hop (engine.osc.OscOutbox)
                 self._events.extendleft(reversed(event.take()))
                 continue
-            try:
-                self._apply(event)
-            except Exception as error:  # one bad event must not stop the instrument
-                logger.warning("event %r ignored: %r", event, error)
+            at_sample = None
+            if isinstance(event, Timed):
+                at_sample = event.at_sample
+                if at_sample >= hop_end and isinstance(event.event, (NoteOn, CachedNoteOn)):
+                    self._scheduled.append(event)
+                    continue
+                event = event.event
+            self._apply_safely(event, at_sample, hop_start)
 
-    def _apply(self, event) -> None:
+    def _apply_safely(self, event, at_sample, hop_start) -> None:
+        try:
+            self._apply(event, at_sample, hop_start)
+        except Exception as error:  # one bad event must not stop the instrument
+            logger.warning("event %r ignored: %r", event, error)
+
+    def _release_scheduled(self, key: int | None, release_sample: int | None) -> bool:
+        """Mark scheduled cached starts of ``key`` (every key if None) as released at
+        ``release_sample`` (None: at their own start). Returns whether one was found."""
+        found = False
+        for i, timed in enumerate(self._scheduled):
+            event = timed.event
+            if isinstance(event, CachedNoteOn) and (key is None or event.key == key) and event.release_sample is None:
+                sample = timed.at_sample if release_sample is None else min(release_sample, timed.at_sample)
+                self._scheduled[i] = Timed(dataclasses.replace(event, release_sample=sample), timed.at_sample)
+                found = True
+        return found
+
+    def _apply(self, event, at_sample: int | None = None, hop_start: int = 0) -> None:
+        offset = 0 if at_sample is None else min(max(at_sample - hop_start, 0), self.hop_length_samples - 1)
         if isinstance(event, NoteOn):
-            self._note_on(event.pitch_midi, event.velocity)
+            self._note_on(event.pitch_midi, event.velocity, offset=offset)
+        elif isinstance(event, CachedNoteOn):
+            if at_sample is None or at_sample < hop_start:
+                self.late_handoffs += 1
+            self._note_on(event.key, event.velocity, offset=offset, cached=event,
+                          at_sample=hop_start + offset)
         elif isinstance(event, NoteOff):
             self._note_off(event.pitch_midi)
+            if not self._sustain_down:
+                self._release_scheduled(event.pitch_midi, None)
+        elif isinstance(event, ReleaseAttack):
+            if not self._release_scheduled(event.key, at_sample):
+                self._note_off(event.key)
         elif isinstance(event, ControlChange):
             if event.controller == CC_SUSTAIN_PEDAL:
                 self._set_sustain(event.value >= SUSTAIN_ON_THRESHOLD)
@@ -542,7 +621,10 @@ class Engine:
         elif isinstance(event, AllNotesOff):
             for slot in np.flatnonzero(self._phase == HELD):
                 self._release_slot(slot)
+            if not self._sustain_down:
+                self._release_scheduled(None, None)
         elif isinstance(event, AllSoundOff):
+            self._scheduled = [t for t in self._scheduled if not isinstance(t.event, CachedNoteOn)]
             for slot in np.flatnonzero(self._phase != FREE):
                 if not self._sounded[slot]:
                     self._free(slot)
@@ -591,15 +673,16 @@ class Engine:
                            low, high, pitch)
         return pitch
 
-    def _note_on(self, key: int, velocity: int) -> None:
-        pitch = self._model_pitch(key)
+    def _note_on(self, key: int, velocity, *, offset: int = 0, cached: CachedNoteOn | None = None,
+                 at_sample: int = 0) -> None:
+        pitch = self._model_pitch(key) if cached is None else cached.pitch_midi
         if pitch is None:
             return
         for slot in np.flatnonzero(np.isin(self._phase, _LOGICAL) & (self._key == key)):
             if self._sounded[slot]:
                 self._kill(slot, self._steal_samples)
             else:  # started in this hop, not heard yet: take it over
-                self._start(slot, key, pitch, velocity)
+                self._start(slot, key, pitch, velocity, offset, cached, at_sample)
                 return
         logical = np.flatnonzero(np.isin(self._phase, _LOGICAL))
         if logical.size >= self.max_voices:
@@ -607,7 +690,7 @@ class Engine:
                      for s in logical]
             victim = min(ranks)[2]
             if not self._sounded[victim]:
-                self._start(victim, key, pitch, velocity)
+                self._start(victim, key, pitch, velocity, offset, cached, at_sample)
                 return
             self._kill(victim, self._steal_samples)
         free = np.flatnonzero(self._phase == FREE)
@@ -616,9 +699,13 @@ class Engine:
         else:  # every spare slot still fading: cut the quietest fading voice
             fading = np.flatnonzero(self._phase == KILLING)
             slot = int(fading[np.argmin(self._env[fading])])
-        self._start(slot, key, pitch, velocity)
+        self._start(slot, key, pitch, velocity, offset, cached, at_sample)
 
-    def _start(self, slot: int, key: int, pitch: int, velocity: int) -> None:
+    def _start(self, slot: int, key: int, pitch: int, velocity, offset: int = 0,
+               cached: CachedNoteOn | None = None, at_sample: int = 0) -> None:
+        self._flush_carry(slot)
+        self._offset[slot] = offset
+        self._handoff[slot] = False
         self._note_counter += 1
         self._phase[slot] = HELD
         self._key[slot] = key
@@ -631,8 +718,30 @@ class Engine:
         self._needs_preroll[slot] = True
         self._xfade[slot] = -1
         self._has_snapshot[slot] = False
+        if cached is not None:  # continue from the cached state; the callback played the attack
+            row = cached.row
+            for k in self._state:
+                self._state[k][slot] = cached.cache.state[k][row]
+            self._time[slot] = cached.cache.time_index
+            self._needs_preroll[slot] = False
+            self._sounded[slot] = True
+            self._handoff[slot] = True
+            if cached.release_sample is None:
+                self._env[slot] = 1.0
+            else:
+                self._phase[slot] = SUSTAINED if self._sustain_down else RELEASED
+                self._env[slot] = self.release_per_sample() ** max(at_sample - cached.release_sample, 0)
+
+    def _flush_carry(self, slot: int) -> None:
+        """Move what a voice still owes the next hop into the shared pending buffer."""
+        o = int(self._offset[slot])
+        if o:
+            self._pending[:o] += self._carry[slot, :o]
+            self._carry[slot, :o] = 0.0
+        self._offset[slot] = 0
 
     def _free(self, slot: int) -> None:
+        self._flush_carry(slot)
         self._phase[slot] = FREE
         self._key[slot] = -1
         self._env[slot] = 0.0
@@ -678,7 +787,8 @@ class Engine:
 
     def _step_voices(self, embedding: np.ndarray) -> np.ndarray:
         hop = self.hop_length_samples
-        mix = np.zeros(hop, dtype=np.float64)
+        mix = self._pending.copy()  # the tails of voices freed in the last hop
+        self._pending[:] = 0.0
         active = np.flatnonzero(self._phase != FREE)
         if active.size == 0:
             return mix
@@ -739,7 +849,17 @@ class Engine:
                 env = env0 * self._release_factor
             else:  # KILLING
                 env = np.maximum(env0 - self._kill_rate[slot] * self._n, 0.0)
-            mix += env * voice_audio[i]
+            y = env * voice_audio[i]
+            if self._handoff[slot]:  # a cached attack's continuation fades in as the attack fades out
+                y = y * self._handoff_ramp
+                self._handoff[slot] = False
+            o = int(self._offset[slot])
+            if o == 0:
+                mix += y
+            else:  # the voice's hops start o samples into the engine's
+                mix[:o] += self._carry[slot, :o]
+                mix[o:] += y[:hop - o]
+                self._carry[slot, :o] = y[hop - o:]
             self._env[slot] = env[-1]
             self._sounded[slot] = True
             if (phase == RELEASED and env[-1] < self._silence) or (phase == KILLING and env[-1] <= 0.0):

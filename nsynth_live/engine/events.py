@@ -157,6 +157,71 @@ class AllSoundOff:
     """CC120: silence every voice at once with a fast ramp (about 10 ms, never a click)."""
 
 
+@dataclass(frozen=True)
+class Timed:
+    """An event with the model-rate sample at which it takes effect.
+
+    ``at_sample`` counts samples at the model's rate (16 kHz for SING) since the engine's first
+    hop. A note-on starts its voice at that exact sample inside its hop (no quantisation to the
+    16-ms hop grid); an event for a later hop waits for it; a late one takes effect at once. Other
+    events take effect at the start of the hop that holds ``at_sample``.
+
+    Raises
+    ------
+    ValueError
+        If ``at_sample`` is not an int >= 0 or ``event`` is itself a ``Timed``.
+    """
+
+    event: object
+    at_sample: int
+
+    def __post_init__(self):
+        if isinstance(self.at_sample, bool) or not isinstance(self.at_sample, int) or self.at_sample < 0:
+            raise ValueError(f"at_sample must be an int >= 0 samples, got {self.at_sample!r}")
+        if isinstance(self.event, Timed):
+            raise ValueError("a Timed event cannot wrap another Timed event")
+
+
+@dataclass(frozen=True)
+class CachedNoteOn:
+    """A note whose first hops the audio callback plays from an attack cache (posted by
+    :class:`nsynth_live.engine.realtime.RealtimeRunner`, always inside :class:`Timed`).
+
+    The engine continues the voice from ``cache.state_row(row)`` at the ``Timed`` sample, where the
+    cached attack hands over (see :mod:`nsynth_live.engine.attack_cache`).
+
+    Attributes
+    ----------
+    key : int
+        The MIDI key (note-offs find the voice by it).
+    pitch_midi : int
+        The model pitch the cache row was rendered at.
+    velocity : float
+        The cache row's velocity layer, 1..127.
+    cache : AttackCache
+    row : int
+        Row of ``cache``.
+    release_sample : int or None
+        Model sample at which the note's release began (the callback released the attack), or
+        None while the key is held.
+    """
+
+    key: int
+    pitch_midi: int
+    velocity: float
+    cache: object
+    row: int
+    release_sample: int | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseAttack:
+    """The callback released key ``key`` during its cached attack, at the ``Timed`` sample (the
+    engine starts the continuation already releasing from there)."""
+
+    key: int
+
+
 class EventBatch:
     """A producer's handle on the events it queued for the next hop (not itself an :data:`Event`).
 

@@ -2,7 +2,8 @@
 
 One code path, two clocks: this module drives exactly the :meth:`Engine.render_hop` that the
 realtime runner drives from the device clock, so tests of the offline path test the live path.
-Events are applied at the start of the hop nearest to their time (16 ms grid for SING).
+Note-ons start at their own sample (a :class:`~nsynth_live.engine.events.Timed` event); other
+events take effect at the start of the hop that holds their time (16 ms grid for SING).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from nsynth_live.engine.midi import parse_midi_message
+from nsynth_live.engine.events import NoteOn, Timed
 from nsynth_live.fileio import atomic_output
 
 
@@ -97,10 +99,15 @@ def render_events(engine, timed_events, *, tail_seconds: float = 2.0, progress: 
         hops = tqdm(hops, desc="render", unit="hop")
     blocks = []
     next_event = 0
+    origin = engine.sample_position
+    model_rate = engine.spec.sample_rate
     for hop in hops:
-        # events at t < (hop + 1/2) * hop_seconds land on this hop (nearest hop start)
-        while next_event < len(events) and events[next_event][0] < (hop + 0.5) * hop_seconds:
-            engine.post(events[next_event][1])
+        # the events inside this hop: note-ons start at their own sample, the rest at the hop's start
+        while next_event < len(events) and events[next_event][0] < (hop + 1) * hop_seconds:
+            t, event = events[next_event]
+            if isinstance(event, NoteOn):
+                event = Timed(event, origin + int(round(t * model_rate)))
+            engine.post(event)
             next_event += 1
         blocks.append(engine.render_hop())
     if not blocks:

@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 
 from nsynth_live.engine import ControlChange, Engine, NoteOff, NoteOn
+from nsynth_live.engine.events import Timed
 from nsynth_live.functional.midi import cents_between, midi_to_hz
 from nsynth_live.render.offline import (
     MidiFileError, midi_file_events, render_events, render_midi_file, write_wav_atomic,
@@ -84,10 +85,28 @@ def test_same_audio_as_driving_render_hop_by_hand():
     blocks = []
     for hop in range(int(np.ceil((0.525 + 0.5) / 0.016))):  # last event + tail
         for at, event in events:
-            if round(at / 0.016) == hop:  # nearest hop start
-                engine.post(event)
+            if int(at * 16000) // 256 == hop:  # the hop holding the event
+                engine.post(Timed(event, int(round(at * 16000))) if isinstance(event, NoteOn) else event)
         blocks.append(engine.render_hop())
     np.testing.assert_array_equal(offline, np.concatenate(blocks))
+
+
+@pytest.mark.parametrize("start_seconds", [0.0, 0.0031, 0.1, 0.25 + 255 / 16000])
+def test_a_note_starts_at_its_own_sample_not_on_the_hop_grid(start_seconds):
+    """The same note rendered at two times is the same audio shifted by the exact difference
+    (3 device frames per model sample at 48 kHz), wherever the times fall in the 16-ms hops."""
+    def render(at):
+        events = [(at, NoteOn(60, 100)), (at + 0.3, NoteOff(60))]
+        return render_events(Engine(AdditiveTestSynth(), "default"), events, tail_seconds=0.4)[:, 0]
+
+    reference = render(0.0)
+    shifted = render(start_seconds)
+    shift = 3 * int(round(start_seconds * 16000))
+    onset = int(np.argmax(np.abs(shifted) > 1e-3))
+    assert onset == int(np.argmax(np.abs(reference) > 1e-3)) + shift
+    n = reference.size - shift
+    held = 12000  # frames before the note-off (note-offs still take effect at a hop start)
+    np.testing.assert_allclose(shifted[shift:shift + held], reference[:held], atol=2e-6)
 
 
 def test_wav_is_written_atomically_and_not_overwritten(tmp_path):
