@@ -320,11 +320,12 @@ class _Setup:
     events: list | None
 
 
-def _latency_lines(engine, block_size: int) -> tuple[str, dict]:
-    """Text and a JSON-able dict of ``engine.latency_report(block_size)`` (a LatencyReport)."""
+def _latency_lines(engine, block_size: int, runner=None) -> tuple[str, dict]:
+    """Text and a JSON-able dict of the latency report (a LatencyReport): the runner's (with the
+    attack cache's note-on term) when given, else ``engine.latency_report(block_size)``."""
     from dataclasses import asdict
 
-    report = engine.latency_report(block_size)
+    report = engine.latency_report(block_size) if runner is None else runner.latency_report()
     as_dict = asdict(report)
     as_dict["total_ms"] = report.total_ms
     text = str(report)
@@ -417,7 +418,7 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
     warm_seconds = warm_up(synth, max_voices=args.max_voices)
     engine = _make_engine(setup, synth, sample_rate)
     runner = RealtimeRunner(engine, block_size=block_size)
-    latency_text, latency = _latency_lines(engine, block_size)
+    latency_text, latency = _latency_lines(engine, block_size, runner)
 
     recorder = None
     callback_errors = [0]
@@ -448,7 +449,7 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
     try:
         if not args.no_midi:
             try:
-                midi = open_midi_input(engine.post, port_name=args.midi_port)
+                midi = open_midi_input(runner.post, port_name=args.midi_port)
             except MidiInputError as error:
                 raise AppError(str(error)) from error
         if not args.no_osc:
@@ -491,7 +492,7 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
 
         deadline = None if args.duration is None else started + args.duration
         if setup.events is not None:
-            player = EventPlayer(setup.events, engine.post)
+            player = EventPlayer(setup.events, runner.post)
             player.start()
             if deadline is None:
                 deadline = started + player.duration_seconds + TAIL_SECONDS
@@ -543,6 +544,15 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
             "recorder_dropped_blocks": recorder.dropped_blocks if recorder else 0,
             "nonfinite_hops": int(engine.nonfinite_hops),
             "nonfinite_voices": int(engine.nonfinite_voices),
+            "attack_cache": {
+                "enabled": runner.use_attack_cache,
+                "cached_notes": runner.cached_notes,
+                "uncached_notes": runner.uncached_notes,
+                "builds": runner.cache_builds,
+                "last_build_seconds": round(runner.cache_build_seconds, 3),
+                "handoff_hops": runner.handoff_hops,
+                "late_handoffs": int(engine.late_handoffs),
+            },
         }
     )
     return stats

@@ -266,6 +266,11 @@ class LatencyReport:
         pre-roll at note-on.
     resampler_delay_ms : float
         Group delay of the 16 kHz -> device-rate resampler.
+    note_on_ms : float or None
+        Worst case for a note-on played from the attack cache by the realtime runner: it waits for
+        the next device block at most and starts there (the cached attack's resampler delay is
+        compensated); None without an attack cache. The other terms then apply to everything
+        else (note-offs, XY, presets) and to notes the cache cannot play.
     """
 
     output_sample_rate: int
@@ -275,6 +280,7 @@ class LatencyReport:
     ring_prefill_ms: float
     model_lookahead_ms: float
     resampler_delay_ms: float
+    note_on_ms: float | None = None
 
     @property
     def total_ms(self) -> float:
@@ -290,7 +296,9 @@ class LatencyReport:
             f"  ring prefill       {self.ring_prefill_ms:7.2f} ms\n"
             f"  model look-ahead   {self.model_lookahead_ms:7.2f} ms (pre-rolled at note-on)\n"
             f"  resampler delay    {self.resampler_delay_ms:7.2f} ms\n"
-            f"  total (worst case) {self.total_ms:7.2f} ms")
+            f"  total (worst case) {self.total_ms:7.2f} ms"
+            + ("" if self.note_on_ms is None else
+               f" (note-offs, XY, presets)\n  note-on, cached attack: {self.note_on_ms:7.2f} ms (worst case: the next device block)"))
 
 
 class Engine:
@@ -462,7 +470,7 @@ class Engine:
         """Upper bound of the frames one :meth:`render_hop` returns (soxr chunks vary)."""
         return int(math.ceil(self.nominal_hop_frames)) + 64
 
-    def latency_report(self, block_size: int, *, prefill_hops: int = 2) -> LatencyReport:
+    def latency_report(self, block_size: int, *, prefill_hops: int = 2, cached_attacks: bool = False) -> LatencyReport:
         """Expected latency for a device block of ``block_size`` frames (see :class:`LatencyReport`)."""
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"block_size must be an int >= 1 frames, got {block_size!r}")
@@ -476,6 +484,7 @@ class Engine:
             ring_prefill_ms=prefill_hops * hop_ms + block_ms,
             model_lookahead_ms=0.0,
             resampler_delay_ms=1000.0 * self.resampler_delay_seconds,
+            note_on_ms=block_ms if cached_attacks else None,
         )
 
     def render_hop(self) -> np.ndarray:
@@ -574,6 +583,8 @@ class Engine:
             if isinstance(event, Timed):
                 at_sample = event.at_sample
                 if at_sample >= hop_end and isinstance(event.event, (NoteOn, CachedNoteOn)):
+                    if isinstance(event.event, CachedNoteOn):
+                        self._retrigger(event.event.key)
                     self._scheduled.append(event)
                     continue
                 event = event.event
@@ -584,6 +595,14 @@ class Engine:
             self._apply(event, at_sample, hop_start)
         except Exception as error:  # one bad event must not stop the instrument
             logger.warning("event %r ignored: %r", event, error)
+
+    def _retrigger(self, key: int) -> None:
+        """A cached note-on of ``key`` arrived: the key's earlier scheduled start is dropped and its
+        sounding voice fades now (the callback faded the old attack), not at the new hand-over."""
+        self._scheduled = [t for t in self._scheduled
+                           if not (isinstance(t.event, CachedNoteOn) and t.event.key == key)]
+        for slot in np.flatnonzero(np.isin(self._phase, _LOGICAL) & (self._key == key) & self._sounded):
+            self._kill(slot, self._steal_samples)
 
     def _release_scheduled(self, key: int | None, release_sample: int | None) -> bool:
         """Mark scheduled cached starts of ``key`` (every key if None) as released at

@@ -10,16 +10,42 @@ callback.
 The ring is single-producer / single-consumer: the producer only advances ``_write_pos``, the
 consumer only ``_read_pos`` (monotonic Python ints; an assignment is atomic under the GIL), and
 each side reads the other's counter before touching the samples between them.
+
+Note-ons reach the callback first (:meth:`RealtimeRunner.post`): it starts the note's cached attack
+(:mod:`nsynth_live.engine.attack_cache`) in the very block it runs, and posts the engine a
+:class:`~nsynth_live.engine.events.CachedNoteOn` timed at the hand-over sample, which the ring is
+never ahead of (``handoff_hops`` is sized from the ring's fill). A note-off during the attack is
+applied to the attack at its frame when the engine cannot have rendered the hand-over yet
+(:class:`~nsynth_live.engine.events.ReleaseAttack`), else the engine releases the voice as usual.
+A background thread re-renders the cache when the timbre (XY, preset) has rested for 100 ms; until
+then notes start from the last cache and morph like any held voice.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
+import os
 import threading
 import time
 
 import numpy as np
+
+from nsynth_live.engine.attack_cache import DEFAULT_VELOCITY_LAYERS, AttackCache, build_attack_cache
+from nsynth_live.engine.events import (
+    CC_RESET_ALL_CONTROLLERS,
+    CC_SUSTAIN_PEDAL,
+    SUSTAIN_ON_THRESHOLD,
+    AllNotesOff,
+    AllSoundOff,
+    CachedNoteOn,
+    ControlChange,
+    NoteOff,
+    NoteOn,
+    ReleaseAttack,
+    Timed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +62,13 @@ class RealtimeRunner:
         other sizes too, up to the ring's capacity).
     prefill_hops : int
         Hops kept queued beyond one block (latency vs. safety against a slow hop).
+    attack_cache : bool
+        Play note-ons from an attack cache in the callback (first sound within one block). False:
+        every event goes to the engine and waits for the ring (the latency report's total).
+    velocity_layers : int
+        Velocity layers of the attack cache.
+    cache_settle_seconds : float
+        The timbre must rest this long before the cache is re-rendered.
 
     Attributes
     ----------
@@ -47,9 +80,15 @@ class RealtimeRunner:
         Exceptions caught in the callback (silence was output).
     render_error_count : int
         Exceptions caught in the inference thread (a hop of silence was queued instead).
+    cached_notes, uncached_notes : int
+        Note-ons the callback started from the cache, and those it passed to the engine (no cache
+        yet, a key outside the model's range).
+    cache_builds : int
+        Attack caches rendered (the first one included).
     """
 
-    def __init__(self, engine, *, block_size: int, prefill_hops: int = 2):
+    def __init__(self, engine, *, block_size: int, prefill_hops: int = 2, attack_cache: bool = True,
+                 velocity_layers: int = DEFAULT_VELOCITY_LAYERS, cache_settle_seconds: float = 0.1):
         if isinstance(block_size, bool) or not isinstance(block_size, int) or not 1 <= block_size <= 65536:
             raise ValueError(f"block_size must be an int in [1, 65536] frames, got {block_size!r}")
         if isinstance(prefill_hops, bool) or not isinstance(prefill_hops, int) or not 0 <= prefill_hops <= 64:
@@ -70,9 +109,182 @@ class RealtimeRunner:
         self._thread: threading.Thread | None = None
         self._poll_seconds = engine.hop_seconds / 8.0
 
+        self.use_attack_cache = bool(attack_cache)
+        self.velocity_layers = velocity_layers
+        self.cache_settle_seconds = float(cache_settle_seconds)
+        self._sample_origin = engine.sample_position  # model sample of ring frame 0
+        self._ratio = engine.output_sample_rate / engine.spec.sample_rate
+        # hops the cached attack plays alone: the engine must see the note before rendering the
+        # hand-over; it may be a full ring plus the hop it is rendering ahead of the callback
+        reach = self.target_fill_frames + engine.max_hop_frames + block_size + 2 * self._ratio
+        self.handoff_hops = int(math.ceil(reach / engine.nominal_hop_frames)) + 1
+        self._cache: AttackCache | None = None
+        self._cache_thread: threading.Thread | None = None
+        self._inbox: collections.deque = collections.deque()
+        self._attacks: list = []  # [samples, start_frame, gain, key, handoff_frame, release_from, kill_from]
+        self._mix = np.zeros(self.capacity_frames, dtype=np.float32)
+        self._sustain_down = False
+        self.cached_notes = 0
+        self.uncached_notes = 0
+        self.cache_builds = 0
+        self.cache_build_seconds = 0.0
+
     def latency_report(self):
         """The engine's :class:`~nsynth_live.engine.engine.LatencyReport` for this block size."""
-        return self.engine.latency_report(self.block_size, prefill_hops=self.prefill_hops)
+        return self.engine.latency_report(self.block_size, prefill_hops=self.prefill_hops,
+                                          cached_attacks=self.use_attack_cache)
+
+    # ------------------------------------------------------------------ events and the attack cache
+    def post(self, event) -> None:
+        """Queue a MIDI event for the next callback (thread-safe, never blocks).
+
+        Note events go through the callback so that note-ons start there; the callback forwards
+        every event to the engine. Non-note events (XY, presets) may go to ``engine.post`` directly.
+        """
+        self._inbox.append(event)
+
+    @property
+    def attack_cache(self) -> AttackCache | None:
+        """The cache the callback plays from (None before :meth:`build_cache`)."""
+        return self._cache
+
+    def build_cache(self) -> AttackCache:
+        """Render the attack cache at the engine's present timbre target, on the calling thread."""
+        engine = self.engine
+        started = time.perf_counter()
+        cache = build_attack_cache(engine.synth, engine.target_embedding,
+                                   output_sample_rate=engine.output_sample_rate,
+                                   handoff_hops=self.handoff_hops,
+                                   attack_seconds=engine.config.attack_seconds,
+                                   velocity_layers=self.velocity_layers)
+        self.cache_build_seconds = time.perf_counter() - started
+        self._cache = cache  # one reference assignment: the callback sees the old or the new
+        self.cache_builds += 1
+        return cache
+
+    def _cache_loop(self) -> None:
+        """Re-render the cache when the timbre target has rested for ``cache_settle_seconds``."""
+        try:  # below the inference thread: Linux niceness is per thread
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            pass
+        seen = None
+        seen_at = time.monotonic()
+        while not self._stop.wait(min(0.05, self.cache_settle_seconds)):
+            try:
+                target = self.engine.target_embedding
+                cache = self._cache
+                if cache is not None and np.allclose(target, cache.embedding, atol=1e-6, rtol=0):
+                    seen = None
+                    continue
+                if seen is None or not np.array_equal(target, seen):
+                    seen, seen_at = target, time.monotonic()
+                    continue
+                if time.monotonic() - seen_at >= self.cache_settle_seconds:
+                    self.build_cache()
+                    seen = None
+            except Exception as error:  # noqa: BLE001 - the old cache keeps playing
+                logger.error("attack cache refresh failed (%r); notes start from the previous cache", error)
+                self._stop.wait(1.0)
+
+    def _handle(self, event, now: int) -> None:
+        """Apply one inbox event at device frame ``now`` (the start of the block being filled)."""
+        engine = self.engine
+        if isinstance(event, NoteOn):
+            cache = self._cache
+            spec = engine.spec
+            if cache is None or not spec.pitch_min_midi <= event.pitch_midi <= spec.pitch_max_midi:
+                self.uncached_notes += 1
+                engine.post(event)
+                return
+            key = event.pitch_midi
+            row = cache.row(key, event.velocity)
+            start = cache.note_start_frame(now)
+            for attack in self._attacks:  # a repeated key: the old attack fades (the engine fades its voice)
+                if attack[3] == key and attack[6] < 0:
+                    attack[6] = now
+            handoff = start + int(round(cache.handoff_frames))
+            if cache.integer_ratio:
+                note_sample = start // cache.integer_ratio
+            else:
+                note_sample = int(round(start / self._ratio))
+            at_sample = max(0, self._sample_origin + note_sample + cache.handoff_hops * cache.hop_length_samples)
+            self._attacks.append([cache.attack[row], start, engine.master_gain, key, handoff, -1, -1])
+            engine.post(Timed(CachedNoteOn(key=key, pitch_midi=key, velocity=float(cache.velocities[row % cache.velocities.size]),
+                                           cache=cache, row=row), at_sample))
+            self.cached_notes += 1
+            return
+        if isinstance(event, NoteOff):
+            if not self._sustain_down and self._release_attacks(event.pitch_midi, now):
+                return
+            engine.post(event)
+            return
+        if isinstance(event, AllNotesOff):
+            if not self._sustain_down:
+                for key in {a[3] for a in self._attacks}:
+                    self._release_attacks(key, now)
+        elif isinstance(event, AllSoundOff):
+            for attack in self._attacks:
+                if attack[6] < 0:
+                    attack[6] = now
+        elif isinstance(event, ControlChange):
+            if event.controller == CC_SUSTAIN_PEDAL:
+                self._sustain_down = event.value >= SUSTAIN_ON_THRESHOLD
+            elif event.controller == CC_RESET_ALL_CONTROLLERS:
+                self._sustain_down = False
+        engine.post(event)
+
+    def _release_attacks(self, key: int, now: int) -> bool:
+        """Release the attacks of ``key`` at ``now`` if the engine cannot have rendered their
+        hand-over yet; True if it posted the engine a ReleaseAttack (else the caller posts NoteOff)."""
+        released = False
+        # the engine drains events before each hop; the hop it renders now may have drained them
+        # already: the hand-over's hop must start after that one
+        hop_frames = self.engine.nominal_hop_frames
+        undrained_from = self._write_pos + self.engine.max_hop_frames
+        for attack in self._attacks:
+            handoff_hop_start = math.floor(attack[4] / hop_frames) * hop_frames
+            if attack[3] == key and attack[5] < 0 and attack[6] < 0 and handoff_hop_start >= undrained_from:
+                attack[5] = now
+                released = True
+        if released:  # the model sample the device plays at frame `now`, through the resampler's delay
+            delay = self.engine.resampler_delay_seconds * self.engine.output_sample_rate
+            sample = self._sample_origin + int(round((now - delay) / self._ratio))
+            self.engine.post(Timed(ReleaseAttack(key), max(0, sample)))
+        return released
+
+    def _mix_attacks(self, now: int, frames: int) -> bool:
+        """Sum the playing attacks over frames ``[now, now + frames)`` into ``self._mix``."""
+        mix = self._mix[:frames]
+        mix.fill(0.0)
+        end = now + frames
+        release = None
+        kill_frames = self.engine.config.steal_fade_seconds * self.engine.output_sample_rate
+        keep = []
+        for attack in self._attacks:
+            samples, start, gain, _key, _handoff, release_from, kill_from = attack
+            stop = start + samples.shape[0]
+            if stop <= now:
+                continue  # finished
+            a0, a1 = max(now, start), min(end, stop)
+            if a1 > a0:
+                segment = samples[a0 - start:a1 - start] * gain
+                if release_from >= 0 or kill_from >= 0:
+                    t = np.arange(a0, a1, dtype=np.float64)
+                    if release_from >= 0:
+                        if release is None:
+                            release = 10.0 ** (-3.0 / (self.engine.preset.release_seconds
+                                                       * self.engine.output_sample_rate))
+                        segment = segment * release ** np.maximum(t - release_from, 0.0)
+                    if kill_from >= 0:
+                        segment = segment * np.clip(1.0 - (t - kill_from) / kill_frames, 0.0, 1.0)
+                        if a1 - kill_from >= kill_frames:
+                            mix[a0 - now:a1 - now] += segment
+                            continue  # faded out
+                mix[a0 - now:a1 - now] += segment
+            keep.append(attack)
+        self._attacks = keep
+        return True
 
     # ------------------------------------------------------------------ producer side
     @property
@@ -124,9 +336,15 @@ class RealtimeRunner:
         if self._thread is not None:
             raise RuntimeError("RealtimeRunner already started")
         self._stop.clear()
+        if self.use_attack_cache and self._cache is None:
+            self.build_cache()
         self.pump()
         self._thread = threading.Thread(target=self._run, name="nsynth-live-inference", daemon=True)
         self._thread.start()
+        if self.use_attack_cache:
+            self._cache_thread = threading.Thread(target=self._cache_loop, name="nsynth-live-attack-cache",
+                                                  daemon=True)
+            self._cache_thread.start()
 
     def stop(self, *, timeout_seconds: float = 5.0) -> None:
         """Stop the inference thread (the callback then underruns: close the stream first)."""
@@ -134,6 +352,9 @@ class RealtimeRunner:
         if self._thread is not None:
             self._thread.join(timeout_seconds)
             self._thread = None
+        if self._cache_thread is not None:
+            self._cache_thread.join(timeout_seconds)
+            self._cache_thread = None
 
     # ------------------------------------------------------------------ consumer side
     def audio_callback(self, outdata, frames, time_info, status) -> None:
@@ -152,6 +373,13 @@ class RealtimeRunner:
         try:
             if status:
                 self.xrun_count += 1
+            now = self._read_pos
+            inbox = self._inbox
+            while inbox:
+                try:
+                    self._handle(inbox.popleft(), now)
+                except Exception:  # a bad event must not cost the block
+                    self.callback_error_count += 1
             available = self._write_pos - self._read_pos
             n = frames if frames <= available else available
             start = self._read_pos % self.capacity_frames
@@ -164,6 +392,12 @@ class RealtimeRunner:
             if n < frames:
                 outdata[n:] = 0.0
                 self.underrun_count += 1
+            if self._attacks:
+                self._mix_attacks(now, frames)
+                outdata += self._mix[:frames, None]
+                peak = float(np.max(np.abs(outdata)))
+                if peak > self.engine.config.limiter_knee:
+                    outdata[:] = self.engine._soft_clip(outdata)
             self._read_pos += n
         except Exception:
             self.callback_error_count += 1
