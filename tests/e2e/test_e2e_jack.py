@@ -195,11 +195,17 @@ def test_midi_file_notes_played_live_have_their_pitch_without_xruns(instrument_m
         + f"\n  MIDI-in to audio-out latency: median {np.median(latencies_ms):.1f} ms, "
         f"max {np.max(latencies_ms):.1f} ms (onset = -20 dB of the note's peak); first sound (-40 dB): "
         f"median {np.median(first_sound_ms):.1f} ms, max {np.max(first_sound_ms):.1f} ms"
-        + f"\n  expected by the engine (worst case): {stats['latency']['total_ms']:.1f} ms"
+        + f"\n  expected worst case: note-on {stats['latency']['note_on_ms']:.1f} ms (attack cache), "
+        f"other events {stats['latency']['total_ms']:.1f} ms"
         + f"\n  instrument xruns {stats['xrun_count']}, underruns {stats['underrun_count']}; "
         f"JACK server xruns seen by the probe: {jack_xruns}"
     )
     assert all(abs(e) <= PITCH_TOLERANCE_CENTS for e in errors_cents), rows
+    # first sound within a block or two (the target, one block + 2 ms, is a benchmark's business:
+    # benchmarks/latency_jack.py); before the attack cache every note took 40-55 ms
+    heard_first = [v for v in first_sound_ms if v is not None]
+    assert heard_first and np.median(heard_first) <= 2 * 1000.0 * PERIOD_FRAMES / SAMPLE_RATE + 2.0, first_sound_ms
+    assert stats["attack_cache"]["cached_notes"] == len(pitches) and stats["attack_cache"]["late_handoffs"] == 0
     assert_instrument_kept_time(instrument_model, jack_server, stats, instrument)
     assert stats["midi_events"] == 2 * len(pitches), stats
     # --record wrote what the callback played: the same notes the probe captured from JACK
