@@ -453,7 +453,7 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
             except MidiInputError as error:
                 raise AppError(str(error)) from error
         if not args.no_osc:
-            osc = OscServer(engine.post, host=args.osc_host, port=args.osc_port, swap_xy=args.osc_swap_xy,
+            osc = OscServer(runner.post, host=args.osc_host, port=args.osc_port, swap_xy=args.osc_swap_xy,
                             invert_x=args.osc_invert_x, invert_y=args.osc_invert_y,
                             presets_dir=engine.config.presets_dir)
             try:

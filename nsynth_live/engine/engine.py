@@ -670,22 +670,32 @@ class Engine:
         else:
             logger.warning("unknown event %r ignored", event)
 
-    def _model_pitch(self, key: int) -> int | None:
+    def model_pitch(self, key: int) -> int | None:
+        """The model pitch a MIDI key plays (None: ignored), by ``config.out_of_range``; pure
+        (no logging), so the audio callback may call it."""
         low, high = self.spec.pitch_min_midi, self.spec.pitch_max_midi
         if low <= key <= high:
             return key
         if self.config.out_of_range == "ignore":
-            if key not in self._warned_keys:
-                self._warned_keys.add(key)
-                logger.warning("note %d outside the model's pitch range [%d, %d]: ignored", key,
-                               low, high)
             return None
         pitch = key
         while pitch < low:
             pitch += 12
         while pitch > high:
             pitch -= 12
-        pitch = min(max(pitch, low), high)
+        return min(max(pitch, low), high)
+
+    def _model_pitch(self, key: int) -> int | None:
+        low, high = self.spec.pitch_min_midi, self.spec.pitch_max_midi
+        pitch = self.model_pitch(key)
+        if pitch == key:
+            return key
+        if pitch is None:
+            if key not in self._warned_keys:
+                self._warned_keys.add(key)
+                logger.warning("note %d outside the model's pitch range [%d, %d]: ignored", key,
+                               low, high)
+            return None
         if key not in self._warned_keys:
             self._warned_keys.add(key)
             logger.warning("note %d outside the model's pitch range [%d, %d]: played as %d", key,
@@ -694,7 +704,9 @@ class Engine:
 
     def _note_on(self, key: int, velocity, *, offset: int = 0, cached: CachedNoteOn | None = None,
                  at_sample: int = 0) -> None:
-        pitch = self._model_pitch(key) if cached is None else cached.pitch_midi
+        pitch = self._model_pitch(key)
+        if cached is not None:
+            pitch = cached.pitch_midi
         if pitch is None:
             return
         for slot in np.flatnonzero(np.isin(self._phase, _LOGICAL) & (self._key == key)):

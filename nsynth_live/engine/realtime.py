@@ -41,6 +41,7 @@ from nsynth_live.engine.events import (
     AllSoundOff,
     CachedNoteOn,
     ControlChange,
+    EventBatch,
     NoteOff,
     NoteOn,
     ReleaseAttack,
@@ -190,15 +191,19 @@ class RealtimeRunner:
     def _handle(self, event, now: int) -> None:
         """Apply one inbox event at device frame ``now`` (the start of the block being filled)."""
         engine = self.engine
+        if isinstance(event, EventBatch):  # the OSC server's outbox: its notes are played here too
+            for item in event.take():
+                self._handle(item, now)
+            return
         if isinstance(event, NoteOn):
             cache = self._cache
-            spec = engine.spec
-            if cache is None or not spec.pitch_min_midi <= event.pitch_midi <= spec.pitch_max_midi:
+            key = event.pitch_midi
+            pitch = engine.model_pitch(key)  # keys outside the model's range transposed by octaves
+            if cache is None or pitch is None:
                 self.uncached_notes += 1
                 engine.post(event)
                 return
-            key = event.pitch_midi
-            row = cache.row(key, event.velocity)
+            row = cache.row(pitch, event.velocity)
             start = cache.note_start_frame(now)
             for attack in self._attacks:  # a repeated key: the old attack fades (the engine fades its voice)
                 if attack[3] == key and attack[6] < 0:
@@ -210,7 +215,7 @@ class RealtimeRunner:
                 note_sample = int(round(start / self._ratio))
             at_sample = max(0, self._sample_origin + note_sample + cache.handoff_hops * cache.hop_length_samples)
             self._attacks.append([cache.attack[row], start, engine.master_gain, key, handoff, -1, -1])
-            engine.post(Timed(CachedNoteOn(key=key, pitch_midi=key, velocity=float(cache.velocities[row % cache.velocities.size]),
+            engine.post(Timed(CachedNoteOn(key=key, pitch_midi=pitch, velocity=float(cache.velocities[row % cache.velocities.size]),
                                            cache=cache, row=row), at_sample))
             self.cached_notes += 1
             return

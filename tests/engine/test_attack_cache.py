@@ -121,3 +121,17 @@ def test_cache_rows_are_each_pitch_and_layer(synth):
     with pytest.raises(KeyError):
         cache.row(synth.spec.pitch_max_midi + 1, 64)
     assert cache.note_start_frame(100) % 3 == 0
+
+
+def test_keys_outside_the_model_and_osc_notes_are_cached_too(synth, runner_cache):
+    """Key 24 plays the model's 36 (transposed by octaves, the engine's policy) from the cache, and
+    notes in an OSC outbox batch go through the callback like MIDI ones."""
+    from nsynth_live.engine.events import EventBatch
+
+    runner = _runner(synth, runner_cache)
+    live = _play(runner, 30, {3: [EventBatch(lambda: (NoteOn(24, 127),))]})
+    assert runner.cached_notes == 1 and runner.uncached_notes == 0
+    onset = int(np.argmax(np.abs(live) > 1e-4))
+    assert 3 * BLOCK <= onset < 4 * BLOCK
+    assert runner.engine._key[runner.engine._phase != 0].tolist() == [24]  # noqa: SLF001
+    assert runner.engine._pitch[runner.engine._phase != 0].tolist() == [36]  # noqa: SLF001
