@@ -549,6 +549,7 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
                 "cached_notes": runner.cached_notes,
                 "uncached_notes": runner.uncached_notes,
                 "builds": runner.cache_builds,
+                "builds_abandoned": runner.cache_builds_aborted,
                 "last_build_seconds": round(runner.cache_build_seconds, 3),
                 "handoff_hops": runner.handoff_hops,
                 "late_handoffs": int(engine.late_handoffs),

@@ -29,7 +29,9 @@ layer of every pitch is rendered in one batch; a note plays at its nearest layer
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -38,6 +40,10 @@ from nsynth_live.runtime.notes import preroll
 from nsynth_live.runtime.protocol import State, StreamingSynth
 
 DEFAULT_VELOCITY_LAYERS = 16
+
+
+class CacheBuildAborted(Exception):
+    """``between_batches`` asked :func:`build_attack_cache` to stop (the timbre moved on)."""
 
 
 def layer_velocities(layers: int = DEFAULT_VELOCITY_LAYERS) -> np.ndarray:
@@ -136,7 +142,8 @@ def build_attack_cache(
     handoff_hops: int,
     attack_seconds: float,
     velocity_layers: int = DEFAULT_VELOCITY_LAYERS,
-    rows_per_batch: int = 1024,
+    rows_per_batch: int = 256,
+    between_batches: Callable[[float], bool] | None = None,
 ) -> AttackCache:
     """Render the attack cache of every model pitch and velocity layer at ``embedding``.
 
@@ -156,7 +163,10 @@ def build_attack_cache(
     velocity_layers : int
         See :func:`layer_velocities`.
     rows_per_batch : int
-        Voices per model batch.
+        Voices per model batch (also bounds ONNX Runtime's working memory).
+    between_batches : callable, optional
+        ``between_batches(seconds)`` is called after each batch with the seconds it took; it may
+        sleep (to leave the CPU to the inference thread) and returns False to abort.
 
     Returns
     -------
@@ -166,6 +176,8 @@ def build_attack_cache(
     ------
     ValueError
         If ``handoff_hops`` would run past the model's time table, or arguments are invalid.
+    CacheBuildAborted
+        If ``between_batches`` returned False.
 
     Notes
     -----
@@ -193,6 +205,7 @@ def build_attack_cache(
     audio16 = np.zeros((rows, (handoff_hops + 1) * hop), dtype=np.float64)
     states: dict[str, np.ndarray] | None = None
     for begin in range(0, rows, rows_per_batch):
+        batch_started = time.perf_counter()
         end = min(rows, begin + rows_per_batch)
         count = end - begin
         emb = np.repeat(embedding[None, :], count, axis=0)
@@ -208,6 +221,8 @@ def build_attack_cache(
             times = np.full(count, spec.preroll_steps + k, dtype=np.int64)
             out, state = synth.step(emb, pitch, velocity, times, state)
             audio16[begin:end, k * hop:(k + 1) * hop] = np.asarray(out, dtype=np.float64)
+        if between_batches is not None and not between_batches(time.perf_counter() - batch_started):
+            raise CacheBuildAborted(f"stopped after {end} of {rows} rows")
     audio16[:, :hop] *= attack_env
     audio16[:, handoff_hops * hop:] *= fade_out
 

@@ -32,7 +32,12 @@ import time
 
 import numpy as np
 
-from nsynth_live.engine.attack_cache import DEFAULT_VELOCITY_LAYERS, AttackCache, build_attack_cache
+from nsynth_live.engine.attack_cache import (
+    DEFAULT_VELOCITY_LAYERS,
+    AttackCache,
+    CacheBuildAborted,
+    build_attack_cache,
+)
 from nsynth_live.engine.events import (
     CC_RESET_ALL_CONTROLLERS,
     CC_SUSTAIN_PEDAL,
@@ -49,6 +54,8 @@ from nsynth_live.engine.events import (
 )
 
 logger = logging.getLogger(__name__)
+
+CACHE_ROWS_PER_BATCH = 64  # rows per batch of a background re-render (~0.1 s of one core each)
 
 
 class RealtimeRunner:
@@ -70,6 +77,9 @@ class RealtimeRunner:
         Velocity layers of the attack cache.
     cache_settle_seconds : float
         The timbre must rest this long before the cache is re-rendered.
+    cache_cpu_share : float
+        Share of one core the background re-render may take (it sleeps between batches of
+        ``CACHE_ROWS_PER_BATCH`` rows); it restarts if the timbre moves meanwhile.
 
     Attributes
     ----------
@@ -89,7 +99,8 @@ class RealtimeRunner:
     """
 
     def __init__(self, engine, *, block_size: int, prefill_hops: int = 2, attack_cache: bool = True,
-                 velocity_layers: int = DEFAULT_VELOCITY_LAYERS, cache_settle_seconds: float = 0.1):
+                 velocity_layers: int = DEFAULT_VELOCITY_LAYERS, cache_settle_seconds: float = 0.25,
+                 cache_cpu_share: float = 0.3):
         if isinstance(block_size, bool) or not isinstance(block_size, int) or not 1 <= block_size <= 65536:
             raise ValueError(f"block_size must be an int in [1, 65536] frames, got {block_size!r}")
         if isinstance(prefill_hops, bool) or not isinstance(prefill_hops, int) or not 0 <= prefill_hops <= 64:
@@ -113,6 +124,10 @@ class RealtimeRunner:
         self.use_attack_cache = bool(attack_cache)
         self.velocity_layers = velocity_layers
         self.cache_settle_seconds = float(cache_settle_seconds)
+        if not 0.0 < cache_cpu_share <= 1.0:
+            raise ValueError(f"cache_cpu_share must be in (0, 1], got {cache_cpu_share!r}")
+        self.cache_cpu_share = float(cache_cpu_share)
+        self.cache_builds_aborted = 0
         self._sample_origin = engine.sample_position  # model sample of ring frame 0
         self._ratio = engine.output_sample_rate / engine.spec.sample_rate
         # hops the cached attack plays alone: the engine must see the note before rendering the
@@ -149,15 +164,32 @@ class RealtimeRunner:
         """The cache the callback plays from (None before :meth:`build_cache`)."""
         return self._cache
 
-    def build_cache(self) -> AttackCache:
-        """Render the attack cache at the engine's present timbre target, on the calling thread."""
+    def build_cache(self, *, throttled: bool = False) -> AttackCache | None:
+        """Render the attack cache at the engine's present timbre target, on the calling thread.
+
+        ``throttled``: sleep between batches to stay within ``cache_cpu_share`` of a core, and give
+        up (returning None, the old cache stays) when the timbre target moves or the runner stops.
+        """
         engine = self.engine
         started = time.perf_counter()
-        cache = build_attack_cache(engine.synth, engine.target_embedding,
-                                   output_sample_rate=engine.output_sample_rate,
-                                   handoff_hops=self.handoff_hops,
-                                   attack_seconds=engine.config.attack_seconds,
-                                   velocity_layers=self.velocity_layers)
+        target = engine.target_embedding
+        between = None
+        if throttled:
+            def between(seconds: float) -> bool:
+                if self._stop.wait(seconds * (1.0 / self.cache_cpu_share - 1.0)):
+                    return False
+                return bool(np.array_equal(engine.target_embedding, target))
+        try:
+            cache = build_attack_cache(engine.synth, target,
+                                       output_sample_rate=engine.output_sample_rate,
+                                       handoff_hops=self.handoff_hops,
+                                       attack_seconds=engine.config.attack_seconds,
+                                       velocity_layers=self.velocity_layers,
+                                       rows_per_batch=CACHE_ROWS_PER_BATCH if throttled else 256,
+                                       between_batches=between)
+        except CacheBuildAborted:
+            self.cache_builds_aborted += 1
+            return None
         self.cache_build_seconds = time.perf_counter() - started
         self._cache = cache  # one reference assignment: the callback sees the old or the new
         self.cache_builds += 1
@@ -165,8 +197,10 @@ class RealtimeRunner:
 
     def _cache_loop(self) -> None:
         """Re-render the cache when the timbre target has rested for ``cache_settle_seconds``."""
-        try:  # below the inference thread: Linux niceness is per thread
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        try:  # below the inference thread, even when the process runs real-time (--realtime-priority):
+            tid = threading.get_native_id()  # Linux scheduling and niceness are per thread
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+            os.setpriority(os.PRIO_PROCESS, tid, 10)
         except (AttributeError, OSError):
             pass
         seen = None
@@ -182,7 +216,7 @@ class RealtimeRunner:
                     seen, seen_at = target, time.monotonic()
                     continue
                 if time.monotonic() - seen_at >= self.cache_settle_seconds:
-                    self.build_cache()
+                    self.build_cache(throttled=True)
                     seen = None
             except Exception as error:  # noqa: BLE001 - the old cache keeps playing
                 logger.error("attack cache refresh failed (%r); notes start from the previous cache", error)
