@@ -8,11 +8,14 @@ frame clock. Scenarios:
 
 * ``soak``: random notes (MIDI 21-108, velocity 20-127, 0.3-3 s long) at the rate that keeps about
   ``--voices`` notes held, and the sustain pedal down for 0.5-2 s every 3-6 s;
-* ``chord``: every 2 s, all 128 keys at once (held 1 s), over two notes held throughout;
+* ``chord``: every 2 s, all 128 keys at once (held 1 s), over two notes held throughout (with fewer
+  than 128 voices those two are stolen by the chord, the oldest first: then the silences after
+  each chord are voice stealing, and the figure that counts is the silence during the chords);
 * ``rate``: 1000 note-ons per second (30-ms notes, random keys), over two notes held throughout.
 
 Prints: the instrument's xruns and underruns, the xruns jackd logged and whom it blamed, blocks
-(256 frames) that were silent (below -100 dBFS) while a note was held, the attack cache's counts
+(256 frames) that were silent (below -100 dBFS) while a note was held, and while a note of a
+burst (chord, rate) was, the attack cache's counts
 (cached notes, late hand-overs, re-renders), and the instrument's RSS at 10 s and at the end.
 
 Usage (from the repository root; needs Debian jackd2 and the JACK-Client package; do not run it
@@ -72,17 +75,20 @@ while move and time.monotonic() - start < seconds:
 """
 
 
-def schedule(scenario: str, seconds: float, voices: int, seed: int = 1) -> tuple[list, list]:
-    """MIDI messages ``[(s, bytes)]`` and the held intervals ``[(on_s, off_s)]`` of a scenario."""
+def schedule(scenario: str, seconds: float, voices: int, seed: int = 1) -> tuple[list, list, list]:
+    """MIDI messages ``[(s, bytes)]``, the held intervals ``[(on_s, off_s)]`` of its notes and
+    whether each note belongs to a burst."""
     rng = random.Random(seed)
     messages: list[tuple[float, list[int]]] = []
     held: list[tuple[float, float]] = []
+    burst: list[bool] = []  # per note: part of a burst
     lead, end = 0.5, seconds - 1.0
 
-    def note(on: float, off: float, key: int, velocity: int) -> None:
+    def note(on: float, off: float, key: int, velocity: int, in_burst: bool = False) -> None:
         messages.append((on, [0x90, key, velocity]))
         messages.append((off, [0x80, key, 0]))
         held.append((on, off))
+        burst.append(in_burst)
 
     if scenario == "soak":
         mean_length = 1.65
@@ -106,16 +112,16 @@ def schedule(scenario: str, seconds: float, voices: int, seed: int = 1) -> tuple
             while t < end - 1.5:
                 for key in range(128):
                     if key not in (48, 55):
-                        note(t, t + 1.0, key, 90)
+                        note(t, t + 1.0, key, 90, True)
                 t += 2.0
         elif scenario == "rate":
             while t < end - 0.5:
                 key = rng.choice([k for k in range(21, 109) if k not in (48, 55)])
-                note(t, t + 0.03, key, rng.randint(40, 127))
+                note(t, t + 0.03, key, rng.randint(40, 127), True)
                 t += 0.001
         else:
             raise ValueError(f"unknown scenario {scenario!r}")
-    return messages, held
+    return messages, held, burst
 
 
 def rss_mib(pid: int) -> float | None:
@@ -151,7 +157,7 @@ def silent_blocks(audio: np.ndarray, held: list, sent_on: np.ndarray, sent_off: 
 def measure(*, scenario: str, seconds: float, voices: int, period_frames: int, model: Path, realtime: bool,
             workdir: Path, move_xy: bool = True) -> dict:
     """Run one session; returns the figures as a dict."""
-    messages, held = schedule(scenario, seconds, voices)
+    messages, held, burst = schedule(scenario, seconds, voices)
     osc_port = 9000 + random.Random().randint(0, 999)
     server = JackServer(sample_rate=SAMPLE_RATE, period_frames=period_frames, log_path=workdir / "jackd.log",
                         realtime=realtime)
@@ -206,7 +212,10 @@ def measure(*, scenario: str, seconds: float, voices: int, period_frames: int, m
         if status == 0x90:
             on_frames.append(frames_of[index])
             off_frames.append(frames_of[index + 1])  # note() appends the note-off right after
-    silences = silent_blocks(audio, held, np.array(on_frames), np.array(off_frames))
+    on_frames, off_frames = np.array(on_frames), np.array(off_frames)
+    silences = silent_blocks(audio, held, on_frames, off_frames)
+    in_burst = np.array(burst, dtype=bool)
+    burst_silences = silent_blocks(audio, held, on_frames[in_burst], off_frames[in_burst]) if in_burst.any() else None
     return {
         "scenario": scenario,
         "seconds": seconds,
@@ -220,6 +229,7 @@ def measure(*, scenario: str, seconds: float, voices: int, period_frames: int, m
         "jack_xruns_seen_by_probe": probe_xruns,
         "late_clients": late_clients,
         "silent_blocks_while_held": silences,
+        "silent_blocks_during_bursts": burst_silences,
         "attack_cache": stats.get("attack_cache"),
         "rss_mib_at_10_s": rss.get("at_10_s"),
         "rss_mib_last": rss.get("last"),
@@ -256,7 +266,9 @@ def main(argv=None) -> int:
           f"max voices {result['voices']}, JACK realtime={realtime}, {result['note_ons']} note-ons")
     print(f"  instrument xruns {result['instrument_xruns']}, underruns {result['instrument_underruns']}; "
           f"JACK xruns seen by the probe {result['jack_xruns_seen_by_probe']}, blamed on {result['late_clients']}")
-    print(f"  silent blocks while a note was held: {result['silent_blocks_while_held']}")
+    print(f"  silent blocks while a note was held: {result['silent_blocks_while_held']}"
+          + ("" if result["silent_blocks_during_bursts"] is None
+             else f"; while a note of a burst was: {result['silent_blocks_during_bursts']}"))
     print(f"  attack cache: {cache.get('cached_notes')} cached, {cache.get('uncached_notes')} not, "
           f"{cache.get('late_handoffs')} late hand-overs, {cache.get('builds')} renders (last {cache.get('last_build_seconds')} s), "
           f"{cache.get('builds_abandoned')} abandoned (the timbre moved on)")

@@ -137,7 +137,10 @@ class RealtimeRunner:
         self._cache: AttackCache | None = None
         self._cache_thread: threading.Thread | None = None
         self._inbox: collections.deque = collections.deque()
-        self._attacks: list = []  # [samples, start_frame, gain, key, handoff_frame, release_from, kill_from]
+        # playing attacks: [cache.attack, row, start_frame, gain, key, handoff_frame, release_from, kill_from]
+        self._attacks: list = []
+        self._attacks_by_key: dict = {}  # key -> its records in _attacks
+        self._block_ramp = np.arange(self.capacity_frames, dtype=np.int64)
         self._mix = np.zeros(self.capacity_frames, dtype=np.float32)
         self._sustain_down = False
         self.cached_notes = 0
@@ -239,16 +242,19 @@ class RealtimeRunner:
                 return
             row = cache.row(pitch, event.velocity)
             start = cache.note_start_frame(now)
-            for attack in self._attacks:  # a repeated key: the old attack fades (the engine fades its voice)
-                if attack[3] == key and attack[6] < 0:
-                    attack[6] = now
+            records = self._attacks_by_key.setdefault(key, [])
+            for attack in records:  # a repeated key: the old attack fades (the engine fades its voice)
+                if attack[7] < 0:
+                    attack[7] = now
             handoff = start + int(round(cache.handoff_frames))
             if cache.integer_ratio:
                 note_sample = start // cache.integer_ratio
             else:
                 note_sample = int(round(start / self._ratio))
             at_sample = max(0, self._sample_origin + note_sample + cache.handoff_hops * cache.hop_length_samples)
-            self._attacks.append([cache.attack[row], start, engine.master_gain, key, handoff, -1, -1])
+            record = [cache.attack, row, start, engine.master_gain, key, handoff, -1, -1]
+            self._attacks.append(record)
+            records.append(record)
             engine.post(Timed(CachedNoteOn(key=key, pitch_midi=pitch, velocity=float(cache.velocities[row % cache.velocities.size]),
                                            cache=cache, row=row), at_sample))
             self.cached_notes += 1
@@ -260,12 +266,12 @@ class RealtimeRunner:
             return
         if isinstance(event, AllNotesOff):
             if not self._sustain_down:
-                for key in {a[3] for a in self._attacks}:
+                for key in list(self._attacks_by_key):
                     self._release_attacks(key, now)
         elif isinstance(event, AllSoundOff):
             for attack in self._attacks:
-                if attack[6] < 0:
-                    attack[6] = now
+                if attack[7] < 0:
+                    attack[7] = now
         elif isinstance(event, ControlChange):
             if event.controller == CC_SUSTAIN_PEDAL:
                 self._sustain_down = event.value >= SUSTAIN_ON_THRESHOLD
@@ -281,10 +287,10 @@ class RealtimeRunner:
         # already: the hand-over's hop must start after that one
         hop_frames = self.engine.nominal_hop_frames
         undrained_from = self._write_pos + self.engine.max_hop_frames
-        for attack in self._attacks:
-            handoff_hop_start = math.floor(attack[4] / hop_frames) * hop_frames
-            if attack[3] == key and attack[5] < 0 and attack[6] < 0 and handoff_hop_start >= undrained_from:
-                attack[5] = now
+        for attack in self._attacks_by_key.get(key, ()):
+            handoff_hop_start = math.floor(attack[5] / hop_frames) * hop_frames
+            if attack[6] < 0 and attack[7] < 0 and handoff_hop_start >= undrained_from:
+                attack[6] = now
                 released = True
         if released:  # the model sample the device plays at frame `now`, through the resampler's delay
             delay = self.engine.resampler_delay_seconds * self.engine.output_sample_rate
@@ -292,22 +298,37 @@ class RealtimeRunner:
             self.engine.post(Timed(ReleaseAttack(key), max(0, sample)))
         return released
 
-    def _mix_attacks(self, now: int, frames: int) -> bool:
-        """Sum the playing attacks over frames ``[now, now + frames)`` into ``self._mix``."""
+    def _mix_attacks(self, now: int, frames: int) -> None:
+        """Sum the playing attacks over frames ``[now, now + frames)`` into ``self._mix``.
+
+        Attacks without an envelope that cover the whole block (a chord's notes, most of the time)
+        are summed in one gather and one matrix-vector product; the others one by one.
+        """
         mix = self._mix[:frames]
         mix.fill(0.0)
         end = now + frames
         release = None
         kill_frames = self.engine.config.steal_fade_seconds * self.engine.output_sample_rate
         keep = []
+        fast_table, fast_rows, fast_offsets, fast_gains = None, [], [], []
         for attack in self._attacks:
-            samples, start, gain, _key, _handoff, release_from, kill_from = attack
-            stop = start + samples.shape[0]
+            table, row, start, gain, _key, _handoff, release_from, kill_from = attack
+            width = table.shape[1]
+            stop = start + width
             if stop <= now:
                 continue  # finished
+            if release_from < 0 and kill_from < 0 and start <= now and stop >= end and (
+                    fast_table is None or table is fast_table):
+                fast_table = table
+                fast_rows.append(row)
+                fast_offsets.append(now - start)
+                fast_gains.append(gain)
+                keep.append(attack)
+                continue
             a0, a1 = max(now, start), min(end, stop)
+            finished = False
             if a1 > a0:
-                segment = samples[a0 - start:a1 - start] * gain
+                segment = table[row, a0 - start:a1 - start] * gain
                 if release_from >= 0 or kill_from >= 0:
                     t = np.arange(a0, a1, dtype=np.float64)
                     if release_from >= 0:
@@ -317,13 +338,20 @@ class RealtimeRunner:
                         segment = segment * release ** np.maximum(t - release_from, 0.0)
                     if kill_from >= 0:
                         segment = segment * np.clip(1.0 - (t - kill_from) / kill_frames, 0.0, 1.0)
-                        if a1 - kill_from >= kill_frames:
-                            mix[a0 - now:a1 - now] += segment
-                            continue  # faded out
+                        finished = a1 - kill_from >= kill_frames  # faded out
                 mix[a0 - now:a1 - now] += segment
-            keep.append(attack)
-        self._attacks = keep
-        return True
+            if not finished:
+                keep.append(attack)
+        if fast_rows:
+            columns = np.asarray(fast_offsets)[:, None] + self._block_ramp[None, :frames]
+            segments = fast_table[np.asarray(fast_rows)[:, None], columns]
+            mix += np.asarray(fast_gains, dtype=np.float32) @ segments
+        if len(keep) != len(self._attacks):
+            self._attacks = keep
+            by_key: dict = {}
+            for attack in keep:
+                by_key.setdefault(attack[4], []).append(attack)
+            self._attacks_by_key = by_key
 
     # ------------------------------------------------------------------ producer side
     @property
