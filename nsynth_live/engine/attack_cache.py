@@ -87,6 +87,8 @@ class AttackCache:
         The resampler's delay, rounded: the note sounds this many frames after index 0.
     hop_length_samples : int
         Model samples per hop.
+    cache_id : int
+        Set by the runner: which cache a note came from when the callback runs in another process.
     """
 
     embedding: np.ndarray
@@ -100,6 +102,7 @@ class AttackCache:
     integer_ratio: int | None
     delay_frames: int
     hop_length_samples: int
+    cache_id: int = 0
 
     def row(self, pitch_midi: int, velocity: float) -> int:
         """Row of a model pitch at its nearest velocity layer.

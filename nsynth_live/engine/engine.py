@@ -90,6 +90,7 @@ from nsynth_live.engine.events import (
     SetY,
     Timed,
 )
+from nsynth_live.engine.callback import model_pitch_for_key, soft_clip
 from nsynth_live.engine.resample import make_resampler
 from nsynth_live.runtime.notes import preroll
 from nsynth_live.presets import (
@@ -673,17 +674,8 @@ class Engine:
     def model_pitch(self, key: int) -> int | None:
         """The model pitch a MIDI key plays (None: ignored), by ``config.out_of_range``; pure
         (no logging), so the audio callback may call it."""
-        low, high = self.spec.pitch_min_midi, self.spec.pitch_max_midi
-        if low <= key <= high:
-            return key
-        if self.config.out_of_range == "ignore":
-            return None
-        pitch = key
-        while pitch < low:
-            pitch += 12
-        while pitch > high:
-            pitch -= 12
-        return min(max(pitch, low), high)
+        return model_pitch_for_key(key, self.spec.pitch_min_midi, self.spec.pitch_max_midi,
+                                   self.config.out_of_range)
 
     def _model_pitch(self, key: int) -> int | None:
         low, high = self.spec.pitch_min_midi, self.spec.pitch_max_midi
@@ -1004,11 +996,4 @@ class Engine:
     def _soft_clip(self, x: np.ndarray) -> np.ndarray:
         """Identity below the knee, tanh above it, never beyond 1 (applied at the output rate,
         after the resampler, whose ringing may overshoot the gain rider's peak)."""
-        knee = self.config.limiter_knee
-        magnitude = np.abs(x)
-        over = magnitude > knee
-        if np.any(over):
-            soft = knee + (1.0 - knee) * np.tanh((magnitude[over] - knee) / (1.0 - knee))
-            x = x.copy()
-            x[over] = np.sign(x[over]) * soft
-        return x
+        return soft_clip(x, self.config.limiter_knee)

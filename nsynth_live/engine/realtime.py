@@ -24,6 +24,7 @@ then notes start from the last cache and morph like any held voice.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import math
 import os
@@ -38,20 +39,33 @@ from nsynth_live.engine.attack_cache import (
     CacheBuildAborted,
     build_attack_cache,
 )
+from nsynth_live.engine.callback import (
+    C_CACHED,
+    C_ERRORS,
+    C_READ,
+    C_UNCACHED,
+    C_UNDERRUNS,
+    C_WRITE,
+    C_XRUNS,
+    N_COUNTERS,
+    N_SCALARS,
+    S_MASTER_GAIN,
+    S_RELEASE_SECONDS,
+    CallbackConfig,
+    CallbackSide,
+)
 from nsynth_live.engine.events import (
-    CC_RESET_ALL_CONTROLLERS,
-    CC_SUSTAIN_PEDAL,
-    SUSTAIN_ON_THRESHOLD,
     AllNotesOff,
     AllSoundOff,
-    CachedNoteOn,
     ControlChange,
     EventBatch,
     NoteOff,
     NoteOn,
-    ReleaseAttack,
-    Timed,
+    ProgramChange,
 )
+
+# events that go through the callback (it tracks the pedal and note state of its attacks)
+CALLBACK_EVENT_TYPES = (NoteOn, NoteOff, ControlChange, ProgramChange, AllNotesOff, AllSoundOff)
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +94,12 @@ class RealtimeRunner:
     cache_cpu_share : float
         Share of one core the background re-render may take (it sleeps between batches of
         ``CACHE_ROWS_PER_BATCH`` rows); it restarts if the timbre moves meanwhile.
+    link_factory : callable, optional
+        ``link_factory(callback_config) -> link``: the callback runs elsewhere (the audio process,
+        :class:`nsynth_live.io.audio_process.AudioProcess`); the link provides the shared ``ring``,
+        ``counters`` and ``scalars``, ``send_event(event)``, ``receive_events(caches_by_id)`` and
+        ``publish_cache(cache)``. None: the callback runs in this process
+        (:meth:`audio_callback`, :attr:`callback_side`).
 
     Attributes
     ----------
@@ -93,14 +113,14 @@ class RealtimeRunner:
         Exceptions caught in the inference thread (a hop of silence was queued instead).
     cached_notes, uncached_notes : int
         Note-ons the callback started from the cache, and those it passed to the engine (no cache
-        yet, a key outside the model's range).
+        yet, a key ignored as outside the model's range).
     cache_builds : int
         Attack caches rendered (the first one included).
     """
 
     def __init__(self, engine, *, block_size: int, prefill_hops: int = 2, attack_cache: bool = True,
                  velocity_layers: int = DEFAULT_VELOCITY_LAYERS, cache_settle_seconds: float = 0.25,
-                 cache_cpu_share: float = 0.3):
+                 cache_cpu_share: float = 0.3, link_factory=None):
         if isinstance(block_size, bool) or not isinstance(block_size, int) or not 1 <= block_size <= 65536:
             raise ValueError(f"block_size must be an int in [1, 65536] frames, got {block_size!r}")
         if isinstance(prefill_hops, bool) or not isinstance(prefill_hops, int) or not 0 <= prefill_hops <= 64:
@@ -110,12 +130,6 @@ class RealtimeRunner:
         self.prefill_hops = prefill_hops
         self.target_fill_frames = int(math.ceil(prefill_hops * engine.nominal_hop_frames)) + block_size
         self.capacity_frames = self.target_fill_frames + 4 * engine.max_hop_frames + block_size
-        self._ring = np.zeros((self.capacity_frames, engine.channels), dtype=np.float32)
-        self._write_pos = 0  # frames ever written (producer only)
-        self._read_pos = 0  # frames ever read (consumer only)
-        self.xrun_count = 0
-        self.underrun_count = 0
-        self.callback_error_count = 0
         self.render_error_count = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,18 +149,25 @@ class RealtimeRunner:
         reach = self.target_fill_frames + engine.max_hop_frames + block_size + 2 * self._ratio
         self.handoff_hops = int(math.ceil(reach / engine.nominal_hop_frames)) + 1
         self._cache: AttackCache | None = None
+        self._caches_by_id: dict = {}  # the caches the callback may still name (remote audio)
         self._cache_thread: threading.Thread | None = None
-        self._inbox: collections.deque = collections.deque()
-        # playing attacks: [cache.attack, row, start_frame, gain, key, handoff_frame, release_from, kill_from]
-        self._attacks: list = []
-        self._attacks_by_key: dict = {}  # key -> its records in _attacks
-        self._block_ramp = np.arange(self.capacity_frames, dtype=np.int64)
-        self._mix = np.zeros(self.capacity_frames, dtype=np.float32)
-        self._sustain_down = False
-        self.cached_notes = 0
-        self.uncached_notes = 0
+        self._osc_batches: collections.deque = collections.deque()  # remote audio: taken per hop
+        self.callback_config = CallbackConfig.for_engine(engine, capacity_frames=self.capacity_frames)
+        if link_factory is None:
+            self.link = None
+            self._ring = np.zeros((self.capacity_frames, engine.channels), dtype=np.float32)
+            self._counters = np.zeros(N_COUNTERS, dtype=np.int64)
+            self._scalars = np.zeros(N_SCALARS, dtype=np.float64)
+            self.callback_side = CallbackSide(self.callback_config, ring=self._ring, counters=self._counters,
+                                              scalars=self._scalars, to_engine=engine.post)
+        else:
+            self.link = link_factory(self.callback_config)
+            self._ring, self._counters, self._scalars = self.link.ring, self.link.counters, self.link.scalars
+            self.callback_side = None
+        self._publish_scalars()
         self.cache_builds = 0
         self.cache_build_seconds = 0.0
+        self._cache_counter = 0
 
     def latency_report(self):
         """The engine's :class:`~nsynth_live.engine.engine.LatencyReport` for this block size."""
@@ -160,12 +181,71 @@ class RealtimeRunner:
         Note events go through the callback so that note-ons start there; the callback forwards
         every event to the engine. Non-note events (XY, presets) may go to ``engine.post`` directly.
         """
-        self._inbox.append(event)
+        if self.link is None:
+            self.callback_side.post(event)
+        elif isinstance(event, EventBatch):
+            self._osc_batches.append(event)  # taken by the inference thread, once per hop
+        else:
+            self.link.send_event(event)
 
     @property
     def attack_cache(self) -> AttackCache | None:
         """The cache the callback plays from (None before :meth:`build_cache`)."""
         return self._cache
+
+    def _set_cache(self, cache: AttackCache) -> None:
+        self._cache_counter += 1
+        cache = dataclasses.replace(cache, cache_id=self._cache_counter)
+        self._caches_by_id[cache.cache_id] = cache
+        for old in [k for k in self._caches_by_id if k <= cache.cache_id - 4]:
+            del self._caches_by_id[old]  # a note names its cache within ~0.1 s of the switch
+        if self.link is None:
+            self.callback_side.cache = cache  # one reference assignment: the callback sees old or new
+        else:
+            self.link.publish_cache(cache)
+        self._cache = cache
+
+    # ------------------------------------------------------------------ counters (shared with the callback)
+    @property
+    def _write_pos(self) -> int:
+        return int(self._counters[C_WRITE])
+
+    @_write_pos.setter
+    def _write_pos(self, value: int) -> None:
+        self._counters[C_WRITE] = value
+
+    @property
+    def _read_pos(self) -> int:
+        return int(self._counters[C_READ])
+
+    @property
+    def xrun_count(self) -> int:
+        """Callbacks whose status flagged an xrun."""
+        return int(self._counters[C_XRUNS])
+
+    @property
+    def underrun_count(self) -> int:
+        """Callbacks that found the ring short (silence was played for the rest)."""
+        return int(self._counters[C_UNDERRUNS])
+
+    @property
+    def callback_error_count(self) -> int:
+        """Exceptions caught in the callback."""
+        return int(self._counters[C_ERRORS])
+
+    @property
+    def cached_notes(self) -> int:
+        """Note-ons started from the attack cache."""
+        return int(self._counters[C_CACHED])
+
+    @property
+    def uncached_notes(self) -> int:
+        """Note-ons passed to the engine without a cached attack."""
+        return int(self._counters[C_UNCACHED])
+
+    def _publish_scalars(self) -> None:
+        self._scalars[S_MASTER_GAIN] = self.engine.master_gain
+        self._scalars[S_RELEASE_SECONDS] = self.engine.preset.release_seconds
 
     def build_cache(self, *, throttled: bool = False) -> AttackCache | None:
         """Render the attack cache at the engine's present timbre target, on the calling thread.
@@ -194,9 +274,9 @@ class RealtimeRunner:
             self.cache_builds_aborted += 1
             return None
         self.cache_build_seconds = time.perf_counter() - started
-        self._cache = cache  # one reference assignment: the callback sees the old or the new
+        self._set_cache(cache)
         self.cache_builds += 1
-        return cache
+        return self._cache
 
     def _cache_loop(self) -> None:
         """Re-render the cache when the timbre target has rested for ``cache_settle_seconds``."""
@@ -225,134 +305,6 @@ class RealtimeRunner:
                 logger.error("attack cache refresh failed (%r); notes start from the previous cache", error)
                 self._stop.wait(1.0)
 
-    def _handle(self, event, now: int) -> None:
-        """Apply one inbox event at device frame ``now`` (the start of the block being filled)."""
-        engine = self.engine
-        if isinstance(event, EventBatch):  # the OSC server's outbox: its notes are played here too
-            for item in event.take():
-                self._handle(item, now)
-            return
-        if isinstance(event, NoteOn):
-            cache = self._cache
-            key = event.pitch_midi
-            pitch = engine.model_pitch(key)  # keys outside the model's range transposed by octaves
-            if cache is None or pitch is None:
-                self.uncached_notes += 1
-                engine.post(event)
-                return
-            row = cache.row(pitch, event.velocity)
-            start = cache.note_start_frame(now)
-            records = self._attacks_by_key.setdefault(key, [])
-            for attack in records:  # a repeated key: the old attack fades (the engine fades its voice)
-                if attack[7] < 0:
-                    attack[7] = now
-            handoff = start + int(round(cache.handoff_frames))
-            if cache.integer_ratio:
-                note_sample = start // cache.integer_ratio
-            else:
-                note_sample = int(round(start / self._ratio))
-            at_sample = max(0, self._sample_origin + note_sample + cache.handoff_hops * cache.hop_length_samples)
-            record = [cache.attack, row, start, engine.master_gain, key, handoff, -1, -1]
-            self._attacks.append(record)
-            records.append(record)
-            engine.post(Timed(CachedNoteOn(key=key, pitch_midi=pitch, velocity=float(cache.velocities[row % cache.velocities.size]),
-                                           cache=cache, row=row), at_sample))
-            self.cached_notes += 1
-            return
-        if isinstance(event, NoteOff):
-            if not self._sustain_down and self._release_attacks(event.pitch_midi, now):
-                return
-            engine.post(event)
-            return
-        if isinstance(event, AllNotesOff):
-            if not self._sustain_down:
-                for key in list(self._attacks_by_key):
-                    self._release_attacks(key, now)
-        elif isinstance(event, AllSoundOff):
-            for attack in self._attacks:
-                if attack[7] < 0:
-                    attack[7] = now
-        elif isinstance(event, ControlChange):
-            if event.controller == CC_SUSTAIN_PEDAL:
-                self._sustain_down = event.value >= SUSTAIN_ON_THRESHOLD
-            elif event.controller == CC_RESET_ALL_CONTROLLERS:
-                self._sustain_down = False
-        engine.post(event)
-
-    def _release_attacks(self, key: int, now: int) -> bool:
-        """Release the attacks of ``key`` at ``now`` if the engine cannot have rendered their
-        hand-over yet; True if it posted the engine a ReleaseAttack (else the caller posts NoteOff)."""
-        released = False
-        # the engine drains events before each hop; the hop it renders now may have drained them
-        # already: the hand-over's hop must start after that one
-        hop_frames = self.engine.nominal_hop_frames
-        undrained_from = self._write_pos + self.engine.max_hop_frames
-        for attack in self._attacks_by_key.get(key, ()):
-            handoff_hop_start = math.floor(attack[5] / hop_frames) * hop_frames
-            if attack[6] < 0 and attack[7] < 0 and handoff_hop_start >= undrained_from:
-                attack[6] = now
-                released = True
-        if released:  # the model sample the device plays at frame `now`, through the resampler's delay
-            delay = self.engine.resampler_delay_seconds * self.engine.output_sample_rate
-            sample = self._sample_origin + int(round((now - delay) / self._ratio))
-            self.engine.post(Timed(ReleaseAttack(key), max(0, sample)))
-        return released
-
-    def _mix_attacks(self, now: int, frames: int) -> None:
-        """Sum the playing attacks over frames ``[now, now + frames)`` into ``self._mix``.
-
-        Attacks without an envelope that cover the whole block (a chord's notes, most of the time)
-        are summed in one gather and one matrix-vector product; the others one by one.
-        """
-        mix = self._mix[:frames]
-        mix.fill(0.0)
-        end = now + frames
-        release = None
-        kill_frames = self.engine.config.steal_fade_seconds * self.engine.output_sample_rate
-        keep = []
-        fast_table, fast_rows, fast_offsets, fast_gains = None, [], [], []
-        for attack in self._attacks:
-            table, row, start, gain, _key, _handoff, release_from, kill_from = attack
-            width = table.shape[1]
-            stop = start + width
-            if stop <= now:
-                continue  # finished
-            if release_from < 0 and kill_from < 0 and start <= now and stop >= end and (
-                    fast_table is None or table is fast_table):
-                fast_table = table
-                fast_rows.append(row)
-                fast_offsets.append(now - start)
-                fast_gains.append(gain)
-                keep.append(attack)
-                continue
-            a0, a1 = max(now, start), min(end, stop)
-            finished = False
-            if a1 > a0:
-                segment = table[row, a0 - start:a1 - start] * gain
-                if release_from >= 0 or kill_from >= 0:
-                    t = np.arange(a0, a1, dtype=np.float64)
-                    if release_from >= 0:
-                        if release is None:
-                            release = 10.0 ** (-3.0 / (self.engine.preset.release_seconds
-                                                       * self.engine.output_sample_rate))
-                        segment = segment * release ** np.maximum(t - release_from, 0.0)
-                    if kill_from >= 0:
-                        segment = segment * np.clip(1.0 - (t - kill_from) / kill_frames, 0.0, 1.0)
-                        finished = a1 - kill_from >= kill_frames  # faded out
-                mix[a0 - now:a1 - now] += segment
-            if not finished:
-                keep.append(attack)
-        if fast_rows:
-            columns = np.asarray(fast_offsets)[:, None] + self._block_ramp[None, :frames]
-            segments = fast_table[np.asarray(fast_rows)[:, None], columns]
-            mix += np.asarray(fast_gains, dtype=np.float32) @ segments
-        if len(keep) != len(self._attacks):
-            self._attacks = keep
-            by_key: dict = {}
-            for attack in keep:
-                by_key.setdefault(attack[4], []).append(attack)
-            self._attacks_by_key = by_key
-
     # ------------------------------------------------------------------ producer side
     @property
     def fill_frames(self) -> int:
@@ -365,9 +317,14 @@ class RealtimeRunner:
         The inference thread calls this in a loop; tests call it directly (no thread).
         """
         hops = 0
+        if self.link is not None:
+            self._receive()
         while self._write_pos - self._read_pos < self.target_fill_frames:
+            if self.link is not None and hops:
+                self._receive()
             try:
                 block = self.engine.render_hop()
+                self._publish_scalars()
             except Exception as error:  # keep the stream alive, say what happened (not the callback)
                 self.render_error_count += 1
                 logger.error("render_hop failed (%r); a hop of silence was queued", error)
@@ -376,6 +333,18 @@ class RealtimeRunner:
             self._write(block)
             hops += 1
         return hops
+
+    def _receive(self) -> None:
+        """Remote audio: the callback's engine events, and the OSC outbox (its note events go to
+        the callback, the rest to the engine)."""
+        for event in self.link.receive_events(self._caches_by_id):
+            self.engine.post(event)
+        while self._osc_batches:
+            for event in self._osc_batches.popleft().take():
+                if isinstance(event, CALLBACK_EVENT_TYPES):
+                    self.link.send_event(event)
+                else:
+                    self.engine.post(event)
 
     def _write(self, block: np.ndarray) -> None:
         n = block.shape[0]
@@ -425,50 +394,6 @@ class RealtimeRunner:
 
     # ------------------------------------------------------------------ consumer side
     def audio_callback(self, outdata, frames, time_info, status) -> None:
-        """sounddevice ``OutputStream`` callback: copy ``frames`` frames from the ring.
-
-        Parameters
-        ----------
-        outdata : (frames, channels) float32 array
-            Filled completely, every time.
-        frames : int
-        time_info : object
-            Unused.
-        status : sounddevice.CallbackFlags or int
-            Truthy when PortAudio reports an xrun (counted in ``xrun_count``).
-        """
-        try:
-            if status:
-                self.xrun_count += 1
-            now = self._read_pos
-            inbox = self._inbox
-            while inbox:
-                try:
-                    self._handle(inbox.popleft(), now)
-                except Exception:  # a bad event must not cost the block
-                    self.callback_error_count += 1
-            available = self._write_pos - self._read_pos
-            n = frames if frames <= available else available
-            start = self._read_pos % self.capacity_frames
-            first = self.capacity_frames - start
-            if first > n:
-                first = n
-            outdata[:first] = self._ring[start:start + first]
-            if first < n:
-                outdata[first:n] = self._ring[:n - first]
-            if n < frames:
-                outdata[n:] = 0.0
-                self.underrun_count += 1
-            if self._attacks:
-                self._mix_attacks(now, frames)
-                outdata += self._mix[:frames, None]
-                peak = float(np.max(np.abs(outdata)))
-                if peak > self.engine.config.limiter_knee:
-                    outdata[:] = self.engine._soft_clip(outdata)
-            self._read_pos += n
-        except Exception:
-            self.callback_error_count += 1
-            try:
-                outdata.fill(0.0)
-            except Exception:
-                pass
+        """sounddevice ``OutputStream`` callback (in-process audio): see
+        :meth:`nsynth_live.engine.callback.CallbackSide.audio_callback`."""
+        self.callback_side.audio_callback(outdata, frames, time_info, status)

@@ -33,7 +33,7 @@ def runner_cache(synth):
 def _runner(synth, cache, **engine_kwargs):
     engine = Engine(synth, "default", output_sample_rate=48000, max_voices=8, **engine_kwargs)
     runner = RealtimeRunner(engine, block_size=BLOCK)
-    runner._cache = cache  # noqa: SLF001 - same timbre (default preset): reuse the module's cache
+    runner._set_cache(cache)  # noqa: SLF001 - same timbre (default preset): reuse the module's cache
     return runner
 
 

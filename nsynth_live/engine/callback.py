@@ -1,0 +1,372 @@
+"""The audio callback's side of the live instrument: ring read, cached attacks, note decisions.
+
+:class:`CallbackSide` is what runs at the device's deadline. It owns no model and no engine: it
+reads the ring the inference thread fills, plays note-ons from the attack cache in the block it
+runs, and sends the engine the events it must act on (``to_engine``). It talks to the producer
+(:class:`nsynth_live.engine.realtime.RealtimeRunner`) only through plain arrays:
+
+* ``ring`` ``(capacity_frames, channels)`` float32, written by the producer;
+* ``counters`` int64 (``C_*`` indices): the producer's write position, the callback's read position
+  and the callback's own counts;
+* ``scalars`` float64 (``S_*`` indices): the master gain and the preset's release time, refreshed
+  by the producer every hop;
+
+so the same object runs in the instrument's process (tests, ``--audio-in-process``) or in the
+separate audio process (:mod:`nsynth_live.io.audio_process`), where those arrays live in shared
+memory and no other Python thread competes with the callback for the GIL.
+
+Callback rules (docs/running.md): fill the whole output every time, never block, log, touch a file
+or run the model; catch every exception and output silence.
+
+The ring's counters are single-writer: the producer publishes ``C_WRITE`` after the samples are in
+place, the callback ``C_READ`` after it copied them (aligned 8-byte stores, in program order on
+x86-64).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from nsynth_live.engine.events import (
+    CC_RESET_ALL_CONTROLLERS,
+    CC_SUSTAIN_PEDAL,
+    SUSTAIN_ON_THRESHOLD,
+    AllNotesOff,
+    AllSoundOff,
+    CachedNoteOn,
+    ControlChange,
+    EventBatch,
+    NoteOff,
+    NoteOn,
+    ReleaseAttack,
+    Timed,
+)
+
+# counters (int64)
+C_WRITE, C_READ, C_XRUNS, C_UNDERRUNS, C_ERRORS, C_CACHED, C_UNCACHED, C_ALIVE = range(8)
+N_COUNTERS = 8
+# scalars (float64)
+S_MASTER_GAIN, S_RELEASE_SECONDS = range(2)
+N_SCALARS = 4
+
+
+def soft_clip(x: np.ndarray, knee: float) -> np.ndarray:
+    """Identity below ``knee``, tanh above it, never beyond 1 (full scale); any shape, a copy when
+    something was over the knee, else ``x`` itself."""
+    magnitude = np.abs(x)
+    over = magnitude > knee
+    if np.any(over):
+        soft = knee + (1.0 - knee) * np.tanh((magnitude[over] - knee) / (1.0 - knee))
+        x = x.copy()
+        x[over] = np.sign(x[over]) * soft
+    return x
+
+
+def model_pitch_for_key(key: int, low: int, high: int, out_of_range: str) -> int | None:
+    """The model pitch a MIDI key plays: itself inside ``[low, high]``; outside, transposed by
+    octaves into range (``out_of_range="transpose"``) or None (``"ignore"``)."""
+    if low <= key <= high:
+        return key
+    if out_of_range == "ignore":
+        return None
+    pitch = key
+    while pitch < low:
+        pitch += 12
+    while pitch > high:
+        pitch -= 12
+    return min(max(pitch, low), high)
+
+
+@dataclass(frozen=True)
+class CallbackConfig:
+    """What the callback side needs to know of the engine and the ring (picklable).
+
+    Attributes
+    ----------
+    capacity_frames, channels : int
+        The ring's shape.
+    output_sample_rate : int
+        Hz.
+    ratio : float
+        Device rate / model rate.
+    sample_origin : int
+        Model sample of ring frame 0.
+    nominal_hop_frames : float
+        Device frames per model hop.
+    max_hop_frames : int
+        Most frames one hop may write.
+    resampler_delay_frames : float
+        The engine's resampler delay.
+    kill_frames : float
+        Fade of a re-triggered or all-sound-off attack (the engine's steal fade).
+    limiter_knee : float
+        The engine's soft-clip knee.
+    pitch_min_midi, pitch_max_midi : int
+        The model's pitch range.
+    out_of_range : str
+        The engine's policy for keys outside it.
+    """
+
+    capacity_frames: int
+    channels: int
+    output_sample_rate: int
+    ratio: float
+    sample_origin: int
+    nominal_hop_frames: float
+    max_hop_frames: int
+    resampler_delay_frames: float
+    kill_frames: float
+    limiter_knee: float
+    pitch_min_midi: int
+    pitch_max_midi: int
+    out_of_range: str
+
+    @classmethod
+    def for_engine(cls, engine, *, capacity_frames: int) -> "CallbackConfig":
+        """The configuration for ``engine`` (an :class:`~nsynth_live.engine.engine.Engine`)."""
+        return cls(
+            capacity_frames=int(capacity_frames), channels=int(engine.channels),
+            output_sample_rate=int(engine.output_sample_rate),
+            ratio=engine.output_sample_rate / engine.spec.sample_rate,
+            sample_origin=int(engine.sample_position), nominal_hop_frames=float(engine.nominal_hop_frames),
+            max_hop_frames=int(engine.max_hop_frames),
+            resampler_delay_frames=float(engine.resampler_delay_seconds * engine.output_sample_rate),
+            kill_frames=float(engine.config.steal_fade_seconds * engine.output_sample_rate),
+            limiter_knee=float(engine.config.limiter_knee), pitch_min_midi=int(engine.spec.pitch_min_midi),
+            pitch_max_midi=int(engine.spec.pitch_max_midi), out_of_range=str(engine.config.out_of_range),
+        )
+
+
+class CallbackSide:
+    """Reads the ring and plays cached attacks at the device's deadline.
+
+    Parameters
+    ----------
+    config : CallbackConfig
+    ring : (capacity_frames, channels) float32 array
+    counters : (N_COUNTERS,) int64 array
+    scalars : (N_SCALARS,) float64 array
+    to_engine : callable
+        ``to_engine(event)``: hands the producer an engine event (never blocks).
+    event_source : callable, optional
+        ``event_source() -> iterable of events`` for this block; default: :meth:`post`'s queue.
+
+    Attributes
+    ----------
+    cache : AttackCache or None
+        The cache note-ons play from; replaced by the producer (one reference assignment).
+    """
+
+    def __init__(self, config: CallbackConfig, *, ring: np.ndarray, counters: np.ndarray, scalars: np.ndarray,
+                 to_engine, event_source=None) -> None:
+        self.config = config
+        self.ring = ring
+        self.counters = counters
+        self.scalars = scalars
+        self.to_engine = to_engine
+        self.cache = None
+        self._inbox: collections.deque = collections.deque()
+        self._event_source = event_source if event_source is not None else self._drain_inbox
+        # playing attacks: [cache.attack, row, start_frame, gain, key, handoff_frame, release_from, kill_from]
+        self._attacks: list = []
+        self._attacks_by_key: dict = {}  # key -> its records in _attacks
+        self._block_ramp = np.arange(config.capacity_frames, dtype=np.int64)
+        self._mix = np.zeros(config.capacity_frames, dtype=np.float32)
+        self._sustain_down = False
+
+    # ------------------------------------------------------------------ producer-facing
+    def post(self, event) -> None:
+        """Queue an event for the next callback (thread-safe deque append, never blocks)."""
+        self._inbox.append(event)
+
+    def _drain_inbox(self):
+        inbox = self._inbox
+        while inbox:
+            yield inbox.popleft()
+
+    def tables_in_use(self) -> set:
+        """``id()`` of the attack tables that playing attacks still read (a snapshot)."""
+        return {id(attack[0]) for attack in list(self._attacks)}
+
+    # ------------------------------------------------------------------ the callback
+    def audio_callback(self, outdata, frames, time_info, status) -> None:
+        """sounddevice ``OutputStream`` callback: the ring's next ``frames`` frames plus the attacks.
+
+        Parameters
+        ----------
+        outdata : (frames, channels) float32 array
+            Filled completely, every time.
+        frames : int
+        time_info : object
+            Unused.
+        status : sounddevice.CallbackFlags or int
+            Truthy when PortAudio reports an xrun (counted in ``C_XRUNS``).
+        """
+        counters = self.counters
+        try:
+            if status:
+                counters[C_XRUNS] += 1
+            now = int(counters[C_READ])
+            for event in self._event_source():
+                try:
+                    self._handle(event, now)
+                except Exception:  # a bad event must not cost the block
+                    counters[C_ERRORS] += 1
+            capacity = self.config.capacity_frames
+            available = int(counters[C_WRITE]) - now
+            n = frames if frames <= available else max(available, 0)
+            start = now % capacity
+            first = capacity - start
+            if first > n:
+                first = n
+            outdata[:first] = self.ring[start:start + first]
+            if first < n:
+                outdata[first:n] = self.ring[:n - first]
+            if n < frames:
+                outdata[n:] = 0.0
+                counters[C_UNDERRUNS] += 1
+            if self._attacks:
+                self._mix_attacks(now, frames)
+                outdata += self._mix[:frames, None]
+                if float(np.max(np.abs(outdata))) > self.config.limiter_knee:
+                    outdata[:] = soft_clip(outdata, self.config.limiter_knee)
+            counters[C_READ] = now + n
+        except Exception:
+            counters[C_ERRORS] += 1
+            try:
+                outdata.fill(0.0)
+            except Exception:
+                pass
+
+    # ------------------------------------------------------------------ events
+    def _handle(self, event, now: int) -> None:
+        """Apply one event at device frame ``now`` (the start of the block being filled)."""
+        config = self.config
+        if isinstance(event, EventBatch):  # the OSC server's outbox: its notes are played here too
+            for item in event.take():
+                self._handle(item, now)
+            return
+        if isinstance(event, NoteOn):
+            cache = self.cache
+            key = event.pitch_midi
+            pitch = model_pitch_for_key(key, config.pitch_min_midi, config.pitch_max_midi, config.out_of_range)
+            if cache is None or pitch is None:
+                self.counters[C_UNCACHED] += 1
+                self.to_engine(event)
+                return
+            row = cache.row(pitch, event.velocity)
+            start = cache.note_start_frame(now)
+            records = self._attacks_by_key.setdefault(key, [])
+            for attack in records:  # a repeated key: the old attack fades (the engine fades its voice)
+                if attack[7] < 0:
+                    attack[7] = now
+            handoff = start + int(round(cache.handoff_frames))
+            if cache.integer_ratio:
+                note_sample = start // cache.integer_ratio
+            else:
+                note_sample = int(round(start / config.ratio))
+            at_sample = max(0, config.sample_origin + note_sample + cache.handoff_hops * cache.hop_length_samples)
+            record = [cache.attack, row, start, float(self.scalars[S_MASTER_GAIN]), key, handoff, -1, -1]
+            self._attacks.append(record)
+            records.append(record)
+            velocity = float(cache.velocities[row % cache.velocities.size])
+            self.to_engine(Timed(CachedNoteOn(key=key, pitch_midi=pitch, velocity=velocity, cache=cache, row=row),
+                                 at_sample))
+            self.counters[C_CACHED] += 1
+            return
+        if isinstance(event, NoteOff):
+            if not self._sustain_down and self._release_attacks(event.pitch_midi, now):
+                return
+            self.to_engine(event)
+            return
+        if isinstance(event, AllNotesOff):
+            if not self._sustain_down:
+                for key in list(self._attacks_by_key):
+                    self._release_attacks(key, now)
+        elif isinstance(event, AllSoundOff):
+            for attack in self._attacks:
+                if attack[7] < 0:
+                    attack[7] = now
+        elif isinstance(event, ControlChange):
+            if event.controller == CC_SUSTAIN_PEDAL:
+                self._sustain_down = event.value >= SUSTAIN_ON_THRESHOLD
+            elif event.controller == CC_RESET_ALL_CONTROLLERS:
+                self._sustain_down = False
+        self.to_engine(event)
+
+    def _release_attacks(self, key: int, now: int) -> bool:
+        """Release the attacks of ``key`` at ``now`` if the engine cannot have rendered their
+        hand-over yet; True if it sent the engine a ReleaseAttack (else the caller sends NoteOff)."""
+        config = self.config
+        released = False
+        # the engine drains events before each hop; the hop it renders now may have drained them
+        # already: the hand-over's hop must start after that one
+        hop_frames = config.nominal_hop_frames
+        undrained_from = int(self.counters[C_WRITE]) + config.max_hop_frames
+        for attack in self._attacks_by_key.get(key, ()):
+            handoff_hop_start = math.floor(attack[5] / hop_frames) * hop_frames
+            if attack[6] < 0 and attack[7] < 0 and handoff_hop_start >= undrained_from:
+                attack[6] = now
+                released = True
+        if released:  # the model sample the device plays at frame `now`, through the resampler's delay
+            sample = config.sample_origin + int(round((now - config.resampler_delay_frames) / config.ratio))
+            self.to_engine(Timed(ReleaseAttack(key), max(0, sample)))
+        return released
+
+    def _mix_attacks(self, now: int, frames: int) -> None:
+        """Sum the playing attacks over frames ``[now, now + frames)`` into ``self._mix``.
+
+        Attacks without an envelope that cover the whole block (a chord's notes, most of the time)
+        are summed in one gather and one matrix-vector product; the others one by one.
+        """
+        mix = self._mix[:frames]
+        mix.fill(0.0)
+        end = now + frames
+        release = None
+        kill_frames = self.config.kill_frames
+        keep = []
+        fast_table, fast_rows, fast_offsets, fast_gains = None, [], [], []
+        for attack in self._attacks:
+            table, row, start, gain, _key, _handoff, release_from, kill_from = attack
+            stop = start + table.shape[1]
+            if stop <= now:
+                continue  # finished
+            if release_from < 0 and kill_from < 0 and start <= now and stop >= end and (
+                    fast_table is None or table is fast_table):
+                fast_table = table
+                fast_rows.append(row)
+                fast_offsets.append(now - start)
+                fast_gains.append(gain)
+                keep.append(attack)
+                continue
+            a0, a1 = max(now, start), min(end, stop)
+            finished = False
+            if a1 > a0:
+                segment = table[row, a0 - start:a1 - start] * gain
+                if release_from >= 0 or kill_from >= 0:
+                    t = np.arange(a0, a1, dtype=np.float64)
+                    if release_from >= 0:
+                        if release is None:
+                            release = 10.0 ** (-3.0 / (self.scalars[S_RELEASE_SECONDS]
+                                                       * self.config.output_sample_rate))
+                        segment = segment * release ** np.maximum(t - release_from, 0.0)
+                    if kill_from >= 0:
+                        segment = segment * np.clip(1.0 - (t - kill_from) / kill_frames, 0.0, 1.0)
+                        finished = a1 - kill_from >= kill_frames  # faded out
+                mix[a0 - now:a1 - now] += segment
+            if not finished:
+                keep.append(attack)
+        if fast_rows:
+            columns = np.asarray(fast_offsets)[:, None] + self._block_ramp[None, :frames]
+            segments = fast_table[np.asarray(fast_rows)[:, None], columns]
+            mix += np.asarray(fast_gains, dtype=np.float32) @ segments
+        if len(keep) != len(self._attacks):
+            self._attacks = keep
+            by_key: dict = {}
+            for attack in keep:
+                by_key.setdefault(attack[4], []).append(attack)
+            self._attacks_by_key = by_key
