@@ -155,7 +155,7 @@ def silent_blocks(audio: np.ndarray, held: list, sent_on: np.ndarray, sent_off: 
 
 
 def measure(*, scenario: str, seconds: float, voices: int, period_frames: int, model: Path, realtime: bool,
-            workdir: Path, move_xy: bool = True) -> dict:
+            workdir: Path, move_xy: bool = True, in_process: bool = False) -> dict:
     """Run one session; returns the figures as a dict."""
     messages, held, burst = schedule(scenario, seconds, voices)
     osc_port = 9000 + random.Random().randint(0, 999)
@@ -166,7 +166,8 @@ def measure(*, scenario: str, seconds: float, voices: int, period_frames: int, m
         instrument = InstrumentProcess(
             ["--model", str(model), "--block-size", str(period_frames), "--sample-rate", str(SAMPLE_RATE),
              "--max-voices", str(voices), "--osc-port", str(osc_port),
-             *(["--realtime-priority", "1"] if realtime else [])],
+             *(["--realtime-priority", "1"] if realtime else []),
+             *(["--audio-in-process"] if in_process else [])],
             env=server.env, stats_path=workdir / "stats.json", repo_root=REPO_ROOT,
         )
         pid = instrument._process.pid  # noqa: SLF001 - this benchmark's own child
@@ -223,6 +224,7 @@ def measure(*, scenario: str, seconds: float, voices: int, period_frames: int, m
         "period_frames": period_frames,
         "jack_realtime": realtime,
         "xy_moves": move_xy,
+        "audio_in_process": in_process,
         "note_ons": sum(1 for _, m in messages if m[0] == 0x90),
         "instrument_xruns": stats["xrun_count"],
         "instrument_underruns": stats["underrun_count"],
@@ -248,6 +250,8 @@ def main(argv=None) -> int:
     parser.add_argument("--realtime", choices=("auto", "on", "off"), default="auto",
                         help="run jackd and the instrument with real-time scheduling (auto: if allowed)")
     parser.add_argument("--no-xy", action="store_true", help="do not move XY (no OSC, no cache re-renders)")
+    parser.add_argument("--audio-in-process", action="store_true",
+                        help="run the instrument's audio callback in its own process (the old design)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     missing = jack_tools_missing()
@@ -260,10 +264,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="nsynth-soak-") as workdir:
         result = measure(scenario=args.scenario, seconds=args.seconds, voices=args.voices,
                          period_frames=args.period, model=args.model, realtime=realtime, workdir=Path(workdir),
-                         move_xy=not args.no_xy)
+                         move_xy=not args.no_xy, in_process=args.audio_in_process)
     cache = result["attack_cache"] or {}
     print(f"soak_jack {result['scenario']}: {result['seconds']:.0f} s at {SAMPLE_RATE} Hz, period {result['period_frames']}, "
-          f"max voices {result['voices']}, JACK realtime={realtime}, {result['note_ons']} note-ons")
+          f"max voices {result['voices']}, JACK realtime={realtime}, {result['note_ons']} note-ons, audio callback "
+          f"{'in the instrument process' if result['audio_in_process'] else 'in its own process'}")
     print(f"  instrument xruns {result['instrument_xruns']}, underruns {result['instrument_underruns']}; "
           f"JACK xruns seen by the probe {result['jack_xruns_seen_by_probe']}, blamed on {result['late_clients']}")
     print(f"  silent blocks while a note was held: {result['silent_blocks_while_held']}"

@@ -13,6 +13,7 @@ the same object to ``--stats-json PATH`` if asked.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import logging
@@ -122,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "scheduling (SCHED_FIFO) at priority P, 1..89; keep it below the audio server's "
                        "client threads (JACK's: 5 with jackd's default -P 10), e.g. 1; needs an rtprio "
                        "limit (Linux audio group) or root")
+    audio.add_argument("--audio-in-process", action="store_true",
+                       help="run the audio callback in the instrument's own process instead of a separate "
+                       "audio process (it then shares the GIL with the model thread: more xruns; for "
+                       "comparison, see docs/running.md)")
     control = parser.add_argument_group("control")
     control.add_argument("--midi-port", metavar="NAME",
                          help="connect to this MIDI input port (default: open a virtual port 'nsynth-live')")
@@ -336,21 +341,25 @@ def _make_engine(setup: _Setup, synth, sample_rate: int):
     from nsynth_live.engine.engine import Engine, EngineConfig
     from nsynth_live.engine.events import SetXY
 
-    from nsynth_live.presets import PresetError
+    from nsynth_live.presets import Preset, PresetError
 
     config = None
     if setup.args.bank is not None:  # the bank's corners are the pad's own: presets give XY, release, gain
         from nsynth_live.presets import BANK_CORNER_NAMES
 
         config = EngineConfig(sustain_loop=bank_sustain_loop(synth.spec), corner_names=BANK_CORNER_NAMES)
+    preset = setup.preset
+    if setup.args.xy is not None and isinstance(preset, Preset):
+        # the engine starts there (so does the attack cache, rendered before the first hop)
+        preset = dataclasses.replace(preset, xy=(float(setup.args.xy[0]), float(setup.args.xy[1])))
     try:
-        engine = Engine(synth, setup.preset, output_sample_rate=sample_rate, max_voices=setup.args.max_voices,
+        engine = Engine(synth, preset, output_sample_rate=sample_rate, max_voices=setup.args.max_voices,
                         channels=2, config=config)
     except PresetError as error:
         raise AppError(f"{error}. Fix: choose a preset whose corners this model knows (--preset)") from error
     except ValueError as error:
         raise AppError(f"cannot build the engine: {error}") from error
-    if setup.args.xy is not None:
+    if setup.args.xy is not None and not isinstance(setup.preset, Preset):
         engine.post(SetXY(setup.args.xy[0], setup.args.xy[1]))
     return engine
 
@@ -417,31 +426,53 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
     synth = load_synth_or_explain(args)
     warm_seconds = warm_up(synth, max_voices=args.max_voices)
     engine = _make_engine(setup, synth, sample_rate)
-    runner = RealtimeRunner(engine, block_size=block_size)
-    latency_text, latency = _latency_lines(engine, block_size, runner)
-
     recorder = None
     callback_errors = [0]
+    ring_blocks = max(64, int(5.0 * sample_rate / block_size))  # --record's ring: 5 s of blocks
+    audio_process = None
+    if args.audio_in_process:
+        runner = RealtimeRunner(engine, block_size=block_size)
 
-    def callback(outdata, frames, time_info, status):
-        runner.audio_callback(outdata, frames, time_info, status)
-        if recorder is not None:
+        def callback(outdata, frames, time_info, status):
+            runner.audio_callback(outdata, frames, time_info, status)
+            if recorder is not None:
+                try:
+                    recorder.push(outdata)
+                except Exception:  # noqa: BLE001 - never let the callback die
+                    callback_errors[0] += 1
+
+        stream = open_output_stream(device, sample_rate=sample_rate, block_size=block_size, channels=2,
+                                    callback=callback)
+    else:
+        from nsynth_live.io.audio import release_portaudio
+        from nsynth_live.io.audio_process import AudioProcess, AudioProcessError
+
+        release_portaudio()  # the audio process opens the device: no second JACK client here
+
+        def link_factory(config):
             try:
-                recorder.push(outdata)
-            except Exception:  # noqa: BLE001 - never let the callback die
-                callback_errors[0] += 1
+                return AudioProcess(config, device=device, sample_rate=sample_rate, block_size=block_size, channels=2,
+                                    jack_client_name=JACK_CLIENT_NAME,
+                                    record=None if args.record is None else {"path": str(args.record),
+                                                                             "ring_blocks": ring_blocks},
+                                    realtime_priority=args.realtime_priority)
+            except AudioProcessError as error:
+                raise AppError(f"cannot open {device.label}: {error}", EXIT_RUNTIME) from error
 
-    stream = open_output_stream(device, sample_rate=sample_rate, block_size=block_size, channels=2, callback=callback)
+        runner = RealtimeRunner(engine, block_size=block_size, link_factory=link_factory)
+        audio_process = runner.link
+        stream = None
+    latency_text, latency = _latency_lines(engine, block_size, runner)
     if args.realtime_priority is not None:
         # Before any thread that takes the GIL starts (recorder, MIDI, OSC, player, inference):
         # they inherit it. One left at normal priority can be preempted by a busy process while it
         # holds the GIL, and the audio callback then waits for it past the deadline.
         _request_realtime_priority(args.realtime_priority)
-    if args.record is not None:  # after the stream opened: a failed open leaves no temporary file
+    if args.record is not None and stream is not None:  # after the stream opened: a failed open leaves no temp file
         # PortAudio calls back with exactly block_size frames when the stream has a fixed blocksize;
         # the ring holds 5 s, far more than the writer thread ever lags.
         recorder = BlockRecorder(args.record, sample_rate=sample_rate, channels=2, max_block_frames=block_size,
-                                 ring_blocks=max(64, int(5.0 * sample_rate / block_size)))
+                                 ring_blocks=ring_blocks)
     midi = osc = player = None
     stats: dict[str, Any] = {"mode": "live"}
     switch_interval_seconds = sys.getswitchinterval()
@@ -469,11 +500,15 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
         gc.collect()
         gc.freeze()
         runner.start()
-        stream.start()
+        if stream is not None:
+            stream.start()
+        else:
+            audio_process.start_stream()
         started = time.monotonic()
         stop.playing = True  # from now on Ctrl-C stops the play loop gracefully (see main)
         print(f"nsynth-live: playing on {device.label} at {sample_rate} Hz, block {block_size} frames "
-              f"(model warmed in {warm_seconds * 1000:.0f} ms)", flush=True)
+              f"(model warmed in {warm_seconds * 1000:.0f} ms; audio callback "
+              f"{'in this process' if stream is not None else 'in its own process'})", flush=True)
         print(f"nsynth-live: expected latency: {latency_text}", flush=True)
         print(f"nsynth-live: MIDI input: {midi.api_name + ' ' + midi.port_description if midi else 'none'}", flush=True)
         if osc is not None:
@@ -508,9 +543,15 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
     finally:
         if player is not None:
             player.stop()
-        if started is not None:
-            stream.stop()
-        stream.close()
+        audio_result = {}
+        if stream is not None:
+            if started is not None:
+                stream.stop()
+            stream.close()
+        elif started is not None:
+            audio_result = audio_process.stop()
+        else:
+            audio_process.abort()
         runner.stop()
         if midi is not None:
             midi.close()
@@ -524,6 +565,9 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
             else:
                 path = recorder.close()
                 print(f"nsynth-live: recorded {recorder.frames_written / sample_rate:.1f} s to {path}", flush=True)
+        elif audio_result.get("recorded_path"):
+            print(f"nsynth-live: recorded {audio_result['frames_written'] / sample_rate:.1f} s to "
+                  f"{audio_result['recorded_path']}", flush=True)
 
     stats.update(
         {
@@ -540,8 +584,13 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
             "osc_messages": osc.messages_received if osc else 0,
             "osc_rejected": osc.messages_rejected + osc.packets_malformed if osc else 0,
             "osc": osc.stats() if osc else None,
-            "recorded_path": str(args.record) if recorder else None,
-            "recorder_dropped_blocks": recorder.dropped_blocks if recorder else 0,
+            "recorded_path": str(args.record) if args.record is not None else None,
+            "recorder_dropped_blocks": (recorder.dropped_blocks if recorder else
+                                        audio_result.get("dropped_blocks", 0) if audio_process else 0),
+            "audio_process": None if audio_process is None else {
+                "max_rss_mib": round(audio_result.get("max_rss_mib", 0.0), 1),
+                "events_dropped": audio_process.events_dropped,
+            },
             "nonfinite_hops": int(engine.nonfinite_hops),
             "nonfinite_voices": int(engine.nonfinite_voices),
             "attack_cache": {
@@ -556,6 +605,8 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
             },
         }
     )
+    if audio_process is not None:
+        audio_process.close()
     return stats
 
 

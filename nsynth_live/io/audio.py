@@ -102,6 +102,16 @@ def set_jack_client_name(name: str) -> bool:
     return True
 
 
+def release_portaudio() -> None:
+    """Terminate PortAudio in this process (its JACK host API holds a JACK client from the moment
+    it initialises): before another process opens the device under the same client name."""
+    try:
+        sd = _import_sounddevice()
+    except AudioDeviceError:
+        return
+    sd._terminate()
+
+
 def list_output_devices() -> list[OutputDevice]:
     """All PortAudio devices with at least one output channel, in PortAudio's order.
 

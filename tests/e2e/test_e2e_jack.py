@@ -123,14 +123,22 @@ def assert_instrument_kept_time(model: InstrumentModel, server: JackServer, stat
     machine's highest-priority thread, woke past its deadline and its catch-up cycle left every
     client no time - or of the test's probe is printed, not failed: this 2-core VM showed one of
     each in 14 runs of this file with both cores busy. Underruns (the engine's ring ran dry) are
-    always the instrument's. With ``--realtime-priority`` every Python thread of the instrument
-    must run real-time: one at normal priority can be preempted while it holds the GIL the
-    callback needs.
+    always the instrument's. With ``--realtime-priority`` the instrument's threads run real-time,
+    except the attack-cache renderer, which runs below them at normal priority on purpose (the
+    audio callback is in its own process: no thread of the instrument holds a GIL it needs).
     """
-    if server.realtime:  # --realtime-priority was given: every thread that takes the GIL runs real-time
+    if server.realtime:  # --realtime-priority was given
         threads = stats["thread_scheduling"]
-        assert threads and all(policy.startswith("SCHED_FIFO") for policy in threads.values()), threads
-    xruns = server.xruns()
+        assert threads and all(policy.startswith("SCHED_FIFO") for name, policy in threads.items()
+                               if name != "nsynth-live-attack-cache"), threads
+        assert threads.get("nsynth-live-attack-cache") == "SCHED_OTHER", threads
+    # Xruns jackd logs while the instrument's stream starts (PortAudio connects its ports, JACK
+    # re-sorts its graph; seen with the callback in either process) are not deadlines it missed
+    # while playing: only those after its "ready" line count.
+    all_xruns = server.xruns()
+    xruns = [x for x in all_xruns if instrument.ready_monotonic is None or x.seconds >= instrument.ready_monotonic]
+    if len(xruns) < len(all_xruns):
+        print(f"  xruns while the instrument started (not counted): {len(all_xruns) - len(xruns)}")
     caused = [x for x in xruns if INSTRUMENT_CLIENTS & set(x.culprits)]
     excused = [x for x in xruns if x not in caused]
     if excused:
@@ -140,7 +148,7 @@ def assert_instrument_kept_time(model: InstrumentModel, server: JackServer, stat
         return
     report = f"JACK realtime={server.realtime}; xruns by culprit: {server.late_clients()}\n" + instrument.output
     assert not caused, f"the instrument was late at {len(caused)} JACK deadlines: {caused}; " + report
-    assert stats["xrun_count"] == 0 or xruns, "the instrument counted xruns that jackd did not log; " + report
+    assert stats["xrun_count"] == 0 or all_xruns, "the instrument counted xruns that jackd did not log; " + report
     assert stats["underrun_count"] == 0, "the engine fell behind (underruns); " + report
 
 

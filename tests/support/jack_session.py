@@ -469,6 +469,7 @@ class InstrumentProcess:
         self.command = command
         self.lines: list[str] = []
         self.ready: dict | None = None
+        self.ready_monotonic: float | None = None  # time.monotonic() when the ready line was read
         self._ready_event = threading.Event()
         self._process = subprocess.Popen(command, cwd=repo_root, env=run_env, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -482,6 +483,7 @@ class InstrumentProcess:
         for line in self._process.stdout:
             self.lines.append(line.rstrip("\n"))
             if line.startswith(READY_PREFIX):
+                self.ready_monotonic = time.monotonic()
                 self.ready = json.loads(line[len(READY_PREFIX):])
                 self._ready_event.set()
         self._ready_event.set()  # the process ended: wake a waiter
