@@ -63,8 +63,8 @@ def test_shared_layout_is_aligned_and_disjoint():
                             kill_frames=480.0, limiter_knee=0.8, pitch_min_midi=36, pitch_max_midi=84,
                             out_of_range="transpose")
     layout = _layout(config)
-    spans = sorted((offset, offset + int(np.prod(shape)) * np.dtype(dtype).itemsize)
-                   for name, (offset, shape, dtype) in layout.items() if not name.startswith("_"))
+    arrays = [entry for name, entry in layout.items() if not name.startswith("_")]
+    spans = sorted((offset, offset + int(np.prod(shape)) * np.dtype(dtype).itemsize) for offset, shape, dtype in arrays)
     assert all(start % 64 == 0 for start, _ in spans)
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
     assert spans[-1][1] <= layout["_size"]
