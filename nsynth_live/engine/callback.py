@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nsynth_live.engine.master_bus import soft_clip
 from nsynth_live.engine.events import (
     CC_RESET_ALL_CONTROLLERS,
     CC_SUSTAIN_PEDAL,
@@ -52,18 +53,6 @@ N_COUNTERS = 8
 # scalars (float64)
 S_MASTER_GAIN, S_RELEASE_SECONDS = range(2)
 N_SCALARS = 4
-
-
-def soft_clip(x: np.ndarray, knee: float) -> np.ndarray:
-    """Identity below ``knee``, tanh above it, never beyond 1 (full scale); any shape, a copy when
-    something was over the knee, else ``x`` itself."""
-    magnitude = np.abs(x)
-    over = magnitude > knee
-    if np.any(over):
-        soft = knee + (1.0 - knee) * np.tanh((magnitude[over] - knee) / (1.0 - knee))
-        x = x.copy()
-        x[over] = np.sign(x[over]) * soft
-    return x
 
 
 def model_pitch_for_key(key: int, low: int, high: int, out_of_range: str) -> int | None:

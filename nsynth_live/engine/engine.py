@@ -2,59 +2,11 @@
 
 No devices here. The live path (:class:`nsynth_live.engine.realtime.RealtimeRunner`) and the offline
 renderer (:func:`nsynth_live.render.offline.render_events`) both call :meth:`Engine.render_hop` in a
-loop: one code path, two clocks (../shared/reference/realtime-engine.md).
-
-One hop (256 samples at 16 kHz for SING, 16 ms):
-
-1. drain the event deque (thread-safe :meth:`Engine.post`), allocate / release / steal voices;
-2. move the instrument embedding toward the XY target (bilinear blend of the preset's 4 corners,
-   a linear ramp over ``morph_seconds``);
-3. pre-roll the voices started in this hop: ``spec.preroll_steps`` batched steps whose audio is
-   discarded (the decoder's look-ahead costs compute at note-on, not latency);
-4. ONE batched ``synth.step`` for every sounding voice (and the loop partner of voices inside a
-   sustain-loop crossfade): state rows are gathered from and scattered back to fixed voice slots;
-5. per-sample envelopes (attack, release, steal / all-sound-off fades), mix, non-finite guards (a
-   voice whose audio holds NaN or inf is cut at once, ``nonfinite_voices``; a hop whose mix still
-   does is muted, ``nonfinite_hops``, before the limiter and the resampler see it), master gain
-   ramp, soft limiter;
-6. resample 16 kHz -> device rate (exact polyphase for integer ratios, soxr otherwise).
-
-Policies (documented choices)
------------------------------
-* **Long notes** (sustain loop). SING has ``time_steps`` = 265 frames and learns the release after
-  ~frame 196 (NSynth notes are released at 3 s). A held note plays frames ``0 ..``; when it
-  reaches ``loop_end_index`` while still held (key or pedal), a second stream restarts from the
-  state snapshotted at ``loop_start_index`` and the two are crossfaded (linear gains ramped per
-  sample over ``crossfade_hops`` hops, times a gain measured per hop from the two streams' powers
-  and cross power that keeps the mix at constant power, whether the streams are in phase,
-  uncorrelated or (capped at +6 dB) out of phase); the second stream then becomes the voice. The
-  model is not autoregressive, so the loop replays frames it was trained on. After note-off the voice runs on
-  into the model's own learned release while the release envelope fades it. Alternative
-  (``SustainLoop(mode="hold")``): hold ``time_index`` at ``loop_end_index`` while the note is held.
-* **Release**: exponential, -60 dB after the preset's ``release_seconds``; the voice is freed when
-  its envelope is below ``silence_threshold_db`` (-80 dB). A voice that would run past the time
-  table is faded out over ``steal_fade_seconds``.
-* **Voice stealing** (Vital's order): free slot -> released -> sustained (pedal) -> held, oldest
-  first; a voice started in this hop that has not sounded yet is reused directly. The stolen voice
-  fades out over ``steal_fade_seconds`` (10 ms) in a spare slot: there are ``2 * max_voices``
-  physical slots for ``max_voices`` playing voices. A repeated note-on of a sounding key replaces
-  that key's voice (fast fade of the old sound) rather than stacking a second voice on the key.
-* **Pitch range**: notes outside ``[spec.pitch_min_midi, spec.pitch_max_midi]`` are transposed by
-  octaves into range (``out_of_range="transpose"``, default) or ignored (``"ignore"``), with a
-  logging warning once per key.
-* **Morph**: XY (and preset) changes ramp the embedding linearly over ``morph_seconds`` (30 ms,
-  2 hops); the model's overlap-add decoder interpolates between hops, so there is no zipper noise.
-  The model's audio follows more slowly: SING's LSTM state and 9-frame decoder integrate the new
-  embedding (measured on ``models/sing_default.onnx`` v1, XY (0,0) -> (1,1) on a held C4: about
-  half of the spectral change after ~140 ms, 90 % after ~200 ms; no click).
-* **Timing**: a :class:`Timed` note-on starts its voice at its own sample inside the hop (each
-  voice keeps a sample offset into the mix and carries the rest of its hop into the next one), so
-  note starts are exact in offline renders and in the live callback's cached attacks. Other events,
-  and untimed ones, take effect at the start of the hop that drains them.
-* **Cached attacks** (:mod:`nsynth_live.engine.attack_cache`): a :class:`CachedNoteOn` starts a
-  voice from a cached stream state at the hand-over sample, fading in over one hop while the
-  callback's cached attack fades out; it is scheduled until its hop comes. A note-off before the
-  hand-over makes the voice start released.
+loop: one code path, two clocks. The rules it follows (the hop's steps, timing, voices and
+stealing, release, pitch range, the sustain loop, the morph, cached attacks) are in
+``docs/engine.md``; the parts live in their own modules: :mod:`~nsynth_live.engine.voices` (phases,
+allocation, envelopes), :mod:`~nsynth_live.engine.sustain_loop`, :mod:`~nsynth_live.engine.morph`,
+:mod:`~nsynth_live.engine.master_bus`. This class holds the voice slots and runs the hop.
 """
 
 from __future__ import annotations
@@ -70,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from nsynth_live.functional.interpolation import bilinear_corner_weights
-from nsynth_live.constants import NSYNTH_NOTE_OFF_SECONDS
 from nsynth_live.engine.events import (
     EventBatch,
     CC_RESET_ALL_CONTROLLERS,
@@ -90,7 +41,21 @@ from nsynth_live.engine.events import (
     SetY,
     Timed,
 )
-from nsynth_live.engine.callback import model_pitch_for_key, soft_clip
+from nsynth_live.engine.callback import model_pitch_for_key
+from nsynth_live.engine.master_bus import LIMITER_ATTACK_SECONDS, MasterBus, soft_clip  # noqa: F401
+from nsynth_live.engine.morph import EmbeddingMorph
+from nsynth_live.engine.sustain_loop import SustainLoop, crossfade_norm
+from nsynth_live.engine.voices import (  # noqa: F401 - phases re-exported for the tests
+    FREE,
+    HELD,
+    KILLING,
+    LOGICAL_PHASES,
+    RELEASED,
+    SUSTAINED,
+    free_slot,
+    hop_envelope,
+    steal_victim,
+)
 from nsynth_live.engine.resample import make_resampler
 from nsynth_live.runtime.notes import preroll
 from nsynth_live.presets import (
@@ -106,78 +71,9 @@ from nsynth_live.runtime.protocol import StreamingSynth, StreamSpec
 logger = logging.getLogger(__name__)
 
 # Voice phases (one int8 per slot)
-FREE, HELD, SUSTAINED, RELEASED, KILLING = 0, 1, 2, 3, 4
-_LOGICAL = (HELD, SUSTAINED, RELEASED)  # phases that count against max_voices
-_STEAL_RANK = {RELEASED: 0, SUSTAINED: 1, HELD: 2}
+_LOGICAL = LOGICAL_PHASES
 
-SING_DECODER_HALF_KERNEL_FRAMES = 4  # SING decoder conv kernel 9 -> 4 frames each side (sing.md)
-DEFAULT_LOOP_FRAMES = 64  # frames (~1 s at 16 kHz / 256) of the sustain loop
-LIMITER_ATTACK_SECONDS = 0.002  # s, gain-rider ramp down (a 2 ms ramp, not a step)
-DEFAULT_LOOP_CROSSFADE_HOPS = 8  # hops (128 ms) of equal-power crossfade at each loop
 NONFINITE_WARNING_INTERVAL_SECONDS = 1.0  # s of wall clock, at most one warning about muted hops
-
-
-@dataclass(frozen=True)
-class SustainLoop:
-    """Time-index loop that keeps held notes sounding past the model's note length.
-
-    Attributes
-    ----------
-    loop_start_index : int
-        Time index where the replayed stream restarts (state snapshot taken before this step).
-    loop_end_index : int
-        Time index at which a held voice starts the crossfade back to ``loop_start_index``.
-    crossfade_hops : int
-        Length of the equal-power crossfade, in hops.
-    mode : {"crossfade", "hold"}
-        ``"crossfade"``: replay ``[loop_start_index, loop_end_index)`` with a crossfade at each
-        turn (default). ``"hold"``: keep feeding ``time_index = loop_end_index`` while the note
-        is held (the LSTM runs on with constant conditioning; no second stream).
-    """
-
-    loop_start_index: int
-    loop_end_index: int
-    crossfade_hops: int = DEFAULT_LOOP_CROSSFADE_HOPS
-    mode: str = "crossfade"
-
-    def __post_init__(self):
-        for name in ("loop_start_index", "loop_end_index", "crossfade_hops"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an int, got {value!r}")
-        if self.mode not in ("crossfade", "hold"):
-            raise ValueError(f"mode must be 'crossfade' or 'hold', got {self.mode!r}")
-        if self.crossfade_hops < 1:
-            raise ValueError(f"crossfade_hops must be >= 1, got {self.crossfade_hops}")
-        if self.loop_end_index - self.loop_start_index < self.crossfade_hops:
-            raise ValueError(
-                f"the loop [{self.loop_start_index}, {self.loop_end_index}) must be at least "
-                f"crossfade_hops={self.crossfade_hops} frames long")
-
-    @classmethod
-    def for_spec(cls, spec: StreamSpec, *, mode: str = "crossfade") -> "SustainLoop":
-        """Default loop: ends before the model's learned release, ~1 s long.
-
-        The release starts at the NSynth note-off (3 s, ``preroll + 187`` frames) minus the
-        decoder's half kernel (4 frames): ~196 for SING. The loop's crossfade must end there.
-        """
-        note_off_index = spec.preroll_steps + int(
-            NSYNTH_NOTE_OFF_SECONDS * spec.sample_rate / spec.hop_length_samples)
-        release_index = min(note_off_index - SING_DECODER_HALF_KERNEL_FRAMES, spec.time_steps)
-        crossfade = DEFAULT_LOOP_CROSSFADE_HOPS
-        loop_end = release_index - crossfade
-        loop_start = max(spec.preroll_steps, loop_end - DEFAULT_LOOP_FRAMES)
-        return cls(loop_start_index=loop_start, loop_end_index=loop_end, crossfade_hops=crossfade,
-                   mode=mode)
-
-    def check(self, spec: StreamSpec) -> None:
-        """Raise ValueError if the loop does not fit the model's time table."""
-        if self.loop_start_index < spec.preroll_steps or (
-                self.loop_end_index + self.crossfade_hops > spec.time_steps):
-            raise ValueError(
-                f"sustain loop {self} does not fit the model: need loop_start_index >= "
-                f"preroll_steps={spec.preroll_steps} and loop_end_index + crossfade_hops <= "
-                f"time_steps={spec.time_steps}")
 
 
 @dataclass(frozen=True)
@@ -363,8 +259,6 @@ class Engine:
         self._silence = 10.0 ** (self.config.silence_threshold_db / 20.0)
         self._end_guard_steps = int(math.ceil(self._steal_samples / hop)) + 1
         self._morph_hops = max(1, int(round(self.config.morph_seconds / self.hop_seconds)))
-        self._limiter_attack_samples = LIMITER_ATTACK_SECONDS * sr
-        self._limiter_recovery = 1.0 - math.exp(-self.hop_seconds / self.config.limiter_release_seconds)
 
         # voice slots: max_voices playing + max_voices fading after a steal
         n_slots = 2 * max_voices
@@ -400,8 +294,6 @@ class Engine:
         self._handoff_ramp = self._n / hop
         self.late_handoffs = 0  # cached voices that started after their hand-over sample
 
-        self._gain = 1.0
-        self._limiter_gain = 1.0
         self.nonfinite_hops = 0  # hops muted because the mix held NaN or inf (see _mute_nonfinite)
         self.nonfinite_voices = 0  # voices cut because their audio held NaN or inf (_silence_broken_voices)
         self._nonfinite_unreported = 0  # cut voices and muted hops not yet in a warning
@@ -410,12 +302,10 @@ class Engine:
         self.preset = self._check_preset(preset)
         self._corners = self._corner_embeddings(self.preset)
         self._xy = self.preset.xy
-        self._gain_target = 10.0 ** (self.preset.gain_db / 20.0)
-        self._gain = self._gain_target
+        self._bus = MasterBus(hop=hop, sample_rate=sr, threshold=self.config.limiter_threshold,
+                              release_seconds=self.config.limiter_release_seconds, gain_db=self.preset.gain_db)
         self._release_factor = self._release_factor_for(self.preset)
-        self._embedding = self._blend(self._xy).astype(np.float64)
-        self._embedding_step = np.zeros_like(self._embedding)
-        self._morph_left = 0
+        self._morph = EmbeddingMorph(self._blend(self._xy), hops=self._morph_hops)
 
     # ------------------------------------------------------------------ public API
     def post(self, event) -> None:
@@ -435,7 +325,7 @@ class Engine:
     @property
     def master_gain(self) -> float:
         """Preset gain times the gain rider's present gain (linear), applied after the mix."""
-        return float(self._gain_target * self._limiter_gain)
+        return self._bus.gain
 
     def release_per_sample(self) -> float:
         """Per-sample factor of the preset's exponential release at the model rate."""
@@ -539,16 +429,10 @@ class Engine:
 
     def _retarget(self) -> None:
         target = self._blend(self._xy)
-        self._embedding_step = (target - self._embedding) / self._morph_hops
-        self._morph_left = self._morph_hops
+        self._morph.retarget(target)
 
     def _advance_morph(self) -> np.ndarray:
-        if self._morph_left > 0:
-            self._embedding = self._embedding + self._embedding_step
-            self._morph_left -= 1
-            if self._morph_left == 0:
-                self._embedding = self._blend(self._xy)
-        return self._embedding.astype(np.float32)
+        return self._morph.advance()
 
     def _select_preset(self, name: str) -> None:
         try:
@@ -558,7 +442,7 @@ class Engine:
             return
         self.preset = preset
         self._corners = self._corner_embeddings(preset)
-        self._gain_target = 10.0 ** (preset.gain_db / 20.0)
+        self._bus.set_gain_db(preset.gain_db)
         self._release_factor = self._release_factor_for(preset)
         self._retarget()
 
@@ -709,19 +593,12 @@ class Engine:
                 return
         logical = np.flatnonzero(np.isin(self._phase, _LOGICAL))
         if logical.size >= self.max_voices:
-            ranks = [(_STEAL_RANK[int(self._phase[s])] if self._sounded[s] else 3, self._order[s], s)
-                     for s in logical]
-            victim = min(ranks)[2]
+            victim = steal_victim(self._phase, self._sounded, self._order, logical)
             if not self._sounded[victim]:
                 self._start(victim, key, pitch, velocity, offset, cached, at_sample)
                 return
             self._kill(victim, self._steal_samples)
-        free = np.flatnonzero(self._phase == FREE)
-        if free.size:
-            slot = int(free[0])
-        else:  # every spare slot still fading: cut the quietest fading voice
-            fading = np.flatnonzero(self._phase == KILLING)
-            slot = int(fading[np.argmin(self._env[fading])])
+        slot = free_slot(self._phase, self._env)  # (every spare slot fading: the quietest is cut)
         self._start(slot, key, pitch, velocity, offset, cached, at_sample)
 
     def _start(self, slot: int, key: int, pitch: int, velocity, offset: int = 0,
@@ -849,7 +726,7 @@ class Engine:
                 u = (self._xfade[slot] * hop + self._n) / total  # 0 < u <= 1 across the crossfade
                 i = int(np.searchsorted(active, slot))
                 outgoing, incoming = voice_audio[i], audio[n_main + row]
-                norm = self._crossfade_norm(outgoing, incoming, u[hop // 2])
+                norm = crossfade_norm(outgoing, incoming, u[hop // 2])
                 if self._xfade[slot] == 0:
                     self._xfade_norm[slot] = 1.0
                 k = self._xfade_norm[slot] + (norm - self._xfade_norm[slot]) * self._n / hop
@@ -865,13 +742,8 @@ class Engine:
         for i, slot in enumerate(active):
             phase = self._phase[slot]
             env0 = self._env[slot]
-            if phase == HELD or phase == SUSTAINED or (phase == RELEASED and not self._sounded[slot]):
-                # (a note released before it was heard still gets one hop of attack)
-                env = np.minimum(env0 + self._attack_rate * self._n, 1.0)
-            elif phase == RELEASED:
-                env = env0 * self._release_factor
-            else:  # KILLING
-                env = np.maximum(env0 - self._kill_rate[slot] * self._n, 0.0)
+            env = hop_envelope(phase, env0, sounded=bool(self._sounded[slot]), attack_rate=self._attack_rate,
+                               release_factor=self._release_factor, kill_rate=self._kill_rate[slot], n=self._n)
             y = env * voice_audio[i]
             if self._handoff[slot]:  # a cached attack's continuation fades in as the attack fades out
                 y = y * self._handoff_ramp
@@ -903,26 +775,6 @@ class Engine:
                     and self._time[slot] >= self.spec.time_steps - self._end_guard_steps):
                 self._kill(slot, self._steal_samples)
         return mix
-
-    @staticmethod
-    def _crossfade_norm(outgoing: np.ndarray, incoming: np.ndarray, u: float) -> float:
-        """Gain that keeps a linear crossfade at constant power whatever the streams' correlation.
-
-        With gains ``(1-u) k`` and ``u k`` the mix power is
-        ``k^2 ((1-u)^2 Po + u^2 Pi + 2 u (1-u) C)`` (``C`` the streams' cross power); ``k`` makes it
-        ``(1-u) Po + u Pi``. Identical streams give k = 1 (a linear fade), uncorrelated ones the
-        equal-power curve; anti-phase streams are capped at +6 dB. Measured per hop and ramped.
-        """
-        p_out = float(np.dot(outgoing, outgoing))
-        p_in = float(np.dot(incoming, incoming))
-        cross = float(np.dot(outgoing, incoming))
-        target = (1.0 - u) * p_out + u * p_in
-        mixed = (1.0 - u) ** 2 * p_out + u ** 2 * p_in + 2.0 * u * (1.0 - u) * cross
-        if target <= 1e-20:
-            return 1.0
-        if mixed <= target / 4.0:
-            return 2.0
-        return math.sqrt(target / mixed)
 
     def _silence_broken_voices(self, audio: np.ndarray, active: np.ndarray, partners: np.ndarray) -> None:
         """Zero the rows of ``audio`` that hold NaN or inf and end their voices at once (in place).
@@ -975,23 +827,8 @@ class Engine:
             self._nonfinite_unreported = 0
 
     def _master(self, mono: np.ndarray) -> np.ndarray:
-        """Master gain ramp and per-hop gain rider; ``(hop,)`` float64 -> same."""
-        hop = self.hop_length_samples
-        gain = self._gain + (self._gain_target - self._gain) * self._n / hop
-        self._gain = self._gain_target
-        x = mono * gain
-        peak = float(np.max(np.abs(x))) if x.size else 0.0
-        threshold = self.config.limiter_threshold
-        target = min(1.0, threshold / peak) if peak > 0 else 1.0
-        if target < self._limiter_gain:  # attack: reach the target within 2 ms
-            new = target
-            ramp = np.minimum(self._n / self._limiter_attack_samples, 1.0)
-        else:  # recovery: one-pole toward unity, ramped over the hop
-            new = self._limiter_gain + (1.0 - self._limiter_gain) * self._limiter_recovery
-            ramp = self._n / hop
-        limiter = self._limiter_gain + (new - self._limiter_gain) * ramp
-        self._limiter_gain = new
-        return x * limiter
+        """Master gain ramp and per-hop gain rider; ``(hop,)`` float64 -> same (:class:`MasterBus`)."""
+        return self._bus.process(mono)
 
     def _soft_clip(self, x: np.ndarray) -> np.ndarray:
         """Identity below the knee, tanh above it, never beyond 1 (applied at the output rate,

@@ -1,15 +1,11 @@
-"""Inference thread + preallocated ring buffer + a sounddevice callback that only copies.
+"""The producer side of the live instrument: the inference thread, the ring, the attack cache.
 
-The rules (../shared/reference/realtime-engine.md, "Rules for the audio callback"): the callback
-fills the whole output every time, never allocates a buffer, logs, takes a lock, touches a file or
-runs the model; it catches every exception and outputs silence (PortAudio never calls a callback
-again after it raised). The inference thread renders hops with :meth:`Engine.render_hop` and
-writes them into the ring so that ``prefill_hops`` hops plus one block stay queued ahead of the
-callback.
-
-The ring is single-producer / single-consumer: the producer only advances ``_write_pos``, the
-consumer only ``_read_pos`` (monotonic Python ints; an assignment is atomic under the GIL), and
-each side reads the other's counter before touching the samples between them.
+The inference thread renders hops with :meth:`Engine.render_hop` into a preallocated ring so that
+``prefill_hops`` hops plus one block stay queued ahead of the audio callback
+(:class:`~nsynth_live.engine.callback.CallbackSide`, rules in docs/running.md, "The audio
+callback's rules"), which runs in this process (:meth:`RealtimeRunner.audio_callback`) or in the
+audio process (``link_factory``, :mod:`nsynth_live.io.audio_process`). The two sides share only
+arrays: the ring, its counters (single-writer write / read positions) and a few scalars.
 
 Note-ons reach the callback first (:meth:`RealtimeRunner.post`): it starts the note's cached attack
 (:mod:`nsynth_live.engine.attack_cache`) in the very block it runs, and posts the engine a

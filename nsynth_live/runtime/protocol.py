@@ -40,6 +40,10 @@ class StreamSpec:
         MIDI note numbers the model was trained on (inclusive).
     instrument_names : tuple of str
         NSynth ``instrument_str`` of each instrument the model knows, in table order.
+    decoder_half_kernel_frames : int
+        Frames by which the decoder sees ahead (SING's 9-frame kernel: 4): its audio starts
+        reacting to the note-off this many frames early, so the engine's sustain loop ends before
+        that (:class:`nsynth_live.engine.sustain_loop.SustainLoop`).
     """
 
     sample_rate: int
@@ -50,6 +54,7 @@ class StreamSpec:
     pitch_min_midi: int
     pitch_max_midi: int
     instrument_names: tuple[str, ...]
+    decoder_half_kernel_frames: int = 4
 
 
 State = dict[str, np.ndarray]  # every array has the voice slot on axis 0

@@ -248,7 +248,7 @@ def test_xy_jump_morphs_the_spectrum_within_50_ms_without_a_click(synth):
     corner_11 = synth.harmonic_weights(synth.instrument_embedding("reed_acoustic_015")[None])[0]
     expected = np.sum(corner_11[1:] ** 2) / np.sum(corner_00[1:] ** 2)
     assert ratio_after / ratio_before == pytest.approx(expected, rel=0.05)
-    np.testing.assert_allclose(engine._embedding, synth.instrument_embedding("reed_acoustic_015"),
+    np.testing.assert_allclose(engine._morph.embedding, synth.instrument_embedding("reed_acoustic_015"),
                                atol=1e-6)  # the target is reached within 50 ms
     limit = 1.2 * max(max_jump(before[-4800:]), max_jump(after))
     assert max_jump(transition) < limit
@@ -440,7 +440,7 @@ def test_a_voice_with_nonfinite_audio_is_cut_and_the_others_play_on(value):
     assert (engine.nonfinite_voices, engine.nonfinite_hops) == (1, 0)
     assert engine.active_voice_count == 1  # the broken voice is gone, the other one sounds
     assert windowed_rms(np.concatenate(blocks[6:])[:, 0], 768).min() > 0.01
-    assert engine._limiter_gain == pytest.approx(1.0, abs=0.1)
+    assert engine._bus.limiter_gain == pytest.approx(1.0, abs=0.1)
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
