@@ -408,108 +408,152 @@ class _StopRequest(threading.Event):
 
 
 def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
-    """Play live on ``device`` until ``stop`` is set, the duration passes or the file ends."""
-    from nsynth_live.engine.realtime import RealtimeRunner
-    from nsynth_live.io.audio import open_output_stream
-    from nsynth_live.io.midi_in import MidiInputError, open_midi_input
-    from nsynth_live.io.osc_server import OscServer, OscServerError
-    from nsynth_live.io.player import EventPlayer
-    from nsynth_live.io.recorder import BlockRecorder
+    """Play live on ``device`` until ``stop`` is set, the duration passes or the file ends; the
+    run's statistics (see :class:`LiveSession`)."""
+    session = LiveSession(setup, device)
+    try:
+        session.open()
+        session.start(stop)
+        session.play(stop)
+    finally:
+        session.close()
+    return session.stats()
 
-    args = setup.args
-    sample_rate = args.sample_rate
-    if sample_rate is None:
-        device_rate = int(round(device.default_sample_rate))
-        sample_rate = device_rate if device_rate in SUPPORTED_DEVICE_RATES else DEFAULT_SAMPLE_RATE
-    block_size = args.block_size
 
-    synth = load_synth_or_explain(args)
-    warm_seconds = warm_up(synth, max_voices=args.max_voices)
-    engine = _make_engine(setup, synth, sample_rate)
-    recorder = None
-    callback_errors = [0]
-    ring_blocks = max(64, int(5.0 * sample_rate / block_size))  # --record's ring: 5 s of blocks
-    audio_process = None
-    if args.audio_in_process:
-        runner = RealtimeRunner(engine, block_size=block_size)
+class LiveSession:
+    """One live performance: the model and engine, the audio output (its own process by default),
+    the MIDI, OSC and file inputs, and the figures of the run.
+
+    ``open`` loads and builds everything (raising :class:`AppError` with the fix for a missing
+    device or port), ``start`` primes the ring and starts the sound, ``play`` waits until the end,
+    ``close`` stops everything in order (always call it), ``stats`` gives the run's figures.
+    """
+
+    def __init__(self, setup: _Setup, device) -> None:
+        self.setup = setup
+        self.args = args = setup.args
+        self.device = device
+        sample_rate = args.sample_rate
+        if sample_rate is None:
+            device_rate = int(round(device.default_sample_rate))
+            sample_rate = device_rate if device_rate in SUPPORTED_DEVICE_RATES else DEFAULT_SAMPLE_RATE
+        self.sample_rate = sample_rate
+        self.block_size = args.block_size
+        self.ring_blocks = max(64, int(5.0 * sample_rate / self.block_size))  # --record's ring: 5 s of blocks
+        self.engine = self.runner = self.stream = self.audio_process = None
+        self.recorder = self.midi = self.osc = self.player = None
+        self.callback_errors = 0
+        self.started: float | None = None
+        self.audio_result: dict = {}
+        self.warm_seconds = 0.0
+        self.latency_text, self.latency = "", {}
+        self._stats: dict[str, Any] = {"mode": "live"}
+        self._switch_interval_seconds = sys.getswitchinterval()
+        self._frozen = False
+
+    # ------------------------------------------------------------------ open
+    def open(self) -> None:
+        """Load the model, build the engine, open the audio output and the inputs."""
+        from nsynth_live.io.recorder import BlockRecorder
+
+        args = self.args
+        synth = load_synth_or_explain(args)
+        self.warm_seconds = warm_up(synth, max_voices=args.max_voices)
+        self.engine = _make_engine(self.setup, synth, self.sample_rate)
+        if args.audio_in_process:
+            self._open_stream_here()
+        else:
+            self._open_audio_process()
+        self.latency_text, self.latency = _latency_lines(self.engine, self.block_size, self.runner)
+        if args.realtime_priority is not None:
+            # Before the instrument's other threads start (recorder, MIDI, OSC, player, inference):
+            # they inherit it (the attack-cache renderer lowers its own).
+            _request_realtime_priority(args.realtime_priority)
+        if args.record is not None and self.stream is not None:  # after the stream opened: no temp file on failure
+            # PortAudio calls back with exactly block_size frames when the stream has a fixed
+            # blocksize; the ring holds 5 s, far more than the writer thread ever lags.
+            self.recorder = BlockRecorder(args.record, sample_rate=self.sample_rate, channels=2,
+                                          max_block_frames=self.block_size, ring_blocks=self.ring_blocks)
+        self._open_inputs()
+
+    def _open_stream_here(self) -> None:
+        from nsynth_live.engine.realtime import RealtimeRunner
+        from nsynth_live.io.audio import open_output_stream
+
+        runner = self.runner = RealtimeRunner(self.engine, block_size=self.block_size)
 
         def callback(outdata, frames, time_info, status):
             runner.audio_callback(outdata, frames, time_info, status)
-            if recorder is not None:
+            if self.recorder is not None:
                 try:
-                    recorder.push(outdata)
+                    self.recorder.push(outdata)
                 except Exception:  # noqa: BLE001 - never let the callback die
-                    callback_errors[0] += 1
+                    self.callback_errors += 1
 
-        stream = open_output_stream(device, sample_rate=sample_rate, block_size=block_size, channels=2,
-                                    callback=callback)
-    else:
+        self.stream = open_output_stream(self.device, sample_rate=self.sample_rate, block_size=self.block_size,
+                                         channels=2, callback=callback)
+
+    def _open_audio_process(self) -> None:
+        from nsynth_live.engine.realtime import RealtimeRunner
         from nsynth_live.io.audio import release_portaudio
         from nsynth_live.io.audio_process import AudioProcess, AudioProcessError
 
+        args = self.args
         release_portaudio()  # the audio process opens the device: no second JACK client here
+        record = None if args.record is None else {"path": str(args.record), "ring_blocks": self.ring_blocks}
 
         def link_factory(config):
             try:
-                return AudioProcess(config, device=device, sample_rate=sample_rate, block_size=block_size, channels=2,
-                                    jack_client_name=JACK_CLIENT_NAME,
-                                    record=None if args.record is None else {"path": str(args.record),
-                                                                             "ring_blocks": ring_blocks},
-                                    realtime_priority=args.realtime_priority)
+                return AudioProcess(config, device=self.device, sample_rate=self.sample_rate,
+                                    block_size=self.block_size, channels=2, jack_client_name=JACK_CLIENT_NAME,
+                                    record=record, realtime_priority=args.realtime_priority)
             except AudioProcessError as error:
-                raise AppError(f"cannot open {device.label}: {error}", EXIT_RUNTIME) from error
+                raise AppError(f"cannot open {self.device.label}: {error}", EXIT_RUNTIME) from error
 
-        runner = RealtimeRunner(engine, block_size=block_size, link_factory=link_factory)
-        audio_process = runner.link
-        stream = None
-    latency_text, latency = _latency_lines(engine, block_size, runner)
-    if args.realtime_priority is not None:
-        # Before any thread that takes the GIL starts (recorder, MIDI, OSC, player, inference):
-        # they inherit it. One left at normal priority can be preempted by a busy process while it
-        # holds the GIL, and the audio callback then waits for it past the deadline.
-        _request_realtime_priority(args.realtime_priority)
-    if args.record is not None and stream is not None:  # after the stream opened: a failed open leaves no temp file
-        # PortAudio calls back with exactly block_size frames when the stream has a fixed blocksize;
-        # the ring holds 5 s, far more than the writer thread ever lags.
-        recorder = BlockRecorder(args.record, sample_rate=sample_rate, channels=2, max_block_frames=block_size,
-                                 ring_blocks=ring_blocks)
-    midi = osc = player = None
-    stats: dict[str, Any] = {"mode": "live"}
-    switch_interval_seconds = sys.getswitchinterval()
-    started = None
-    try:
+        self.runner = RealtimeRunner(self.engine, block_size=self.block_size, link_factory=link_factory)
+        self.audio_process = self.runner.link
+
+    def _open_inputs(self) -> None:
+        from nsynth_live.io.midi_in import MidiInputError, open_midi_input
+        from nsynth_live.io.osc_server import OscServer, OscServerError
+
+        args = self.args
         if not args.no_midi:
             try:
-                midi = open_midi_input(runner.post, port_name=args.midi_port)
+                self.midi = open_midi_input(self.runner.post, port_name=args.midi_port)
             except MidiInputError as error:
                 raise AppError(str(error)) from error
         if not args.no_osc:
-            osc = OscServer(runner.post, host=args.osc_host, port=args.osc_port, swap_xy=args.osc_swap_xy,
-                            invert_x=args.osc_invert_x, invert_y=args.osc_invert_y,
-                            presets_dir=engine.config.presets_dir)
+            self.osc = OscServer(self.runner.post, host=args.osc_host, port=args.osc_port, swap_xy=args.osc_swap_xy,
+                                 invert_x=args.osc_invert_x, invert_y=args.osc_invert_y,
+                                 presets_dir=self.engine.config.presets_dir)
             try:
-                osc.start()
+                self.osc.start()
             except OscServerError as error:
                 raise AppError(str(error), EXIT_RUNTIME) from error
 
-        # The callback needs the GIL. A busy thread keeps it up to 5 ms by default (a whole JACK
-        # period at 48 kHz / 256 frames): hand it over every 1 ms while the stream runs. Objects
-        # made so far (model, imports) move out of the collector's reach, so that a garbage
-        # collection pass cannot hold the GIL for milliseconds mid-stream. Both restored at exit.
-        sys.setswitchinterval(min(switch_interval_seconds, 0.001))
+    # ------------------------------------------------------------------ start and play
+    def start(self, stop: _StopRequest) -> None:
+        """Prime the ring (and the attack cache), start the sound, print the ready line."""
+        # A callback in this process needs the GIL: hand it over every 1 ms while the stream runs
+        # (5 ms by default, a whole JACK period). Objects made so far move out of the collector's
+        # reach, so that a collection pass cannot hold the GIL for milliseconds mid-stream.
+        sys.setswitchinterval(min(self._switch_interval_seconds, 0.001))
         gc.collect()
         gc.freeze()
-        runner.start()
-        if stream is not None:
-            stream.start()
+        self._frozen = True
+        self.runner.start()
+        if self.stream is not None:
+            self.stream.start()
         else:
-            audio_process.start_stream()
-        started = time.monotonic()
+            self.audio_process.start_stream()
+        self.started = time.monotonic()
         stop.playing = True  # from now on Ctrl-C stops the play loop gracefully (see main)
-        print(f"nsynth-live: playing on {device.label} at {sample_rate} Hz, block {block_size} frames "
-              f"(model warmed in {warm_seconds * 1000:.0f} ms; audio callback "
-              f"{'in this process' if stream is not None else 'in its own process'})", flush=True)
-        print(f"nsynth-live: expected latency: {latency_text}", flush=True)
+        midi, osc = self.midi, self.osc
+        print(f"nsynth-live: playing on {self.device.label} at {self.sample_rate} Hz, block {self.block_size} "
+              f"frames (model warmed in {self.warm_seconds * 1000:.0f} ms; audio callback "
+              f"{'in this process' if self.stream is not None else 'in its own process'})", flush=True)
+        print(f"nsynth-live: expected latency: {self.latency_text}", flush=True)
         print(f"nsynth-live: MIDI input: {midi.api_name + ' ' + midi.port_description if midi else 'none'}", flush=True)
         if osc is not None:
             host, port = osc.address
@@ -518,96 +562,112 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
             "midi_api": midi.api_name if midi else None,
             "midi_port": midi.port_description if midi else None,
             "osc_port": osc.address[1] if osc else None,
-            "sample_rate": sample_rate,
-            "block_size": block_size,
-            "device": device.label,
+            "sample_rate": self.sample_rate,
+            "block_size": self.block_size,
+            "device": self.device.label,
         }
         print("nsynth-live ready " + json.dumps(ready), flush=True)
-        stats["startup_seconds"] = round(time.perf_counter() - _IMPORTED_AT, 3)
+        self._stats["startup_seconds"] = round(time.perf_counter() - _IMPORTED_AT, 3)
 
-        deadline = None if args.duration is None else started + args.duration
-        if setup.events is not None:
-            player = EventPlayer(setup.events, runner.post)
-            player.start()
+    def play(self, stop: _StopRequest) -> None:
+        """Play ``--play``'s file if any, and wait until ``stop``, ``--duration`` or the file's end."""
+        from nsynth_live.io.player import EventPlayer
+
+        args = self.args
+        deadline = None if args.duration is None else self.started + args.duration
+        if self.setup.events is not None:
+            self.player = EventPlayer(self.setup.events, self.runner.post)
+            self.player.start()
             if deadline is None:
-                deadline = started + player.duration_seconds + TAIL_SECONDS
-            print(f"nsynth-live: playing {args.play} ({player.duration_seconds:.1f} s); Ctrl-C stops", flush=True)
+                deadline = self.started + self.player.duration_seconds + TAIL_SECONDS
+            print(f"nsynth-live: playing {args.play} ({self.player.duration_seconds:.1f} s); Ctrl-C stops", flush=True)
         elif deadline is None:
             print("nsynth-live: play MIDI or send OSC; Ctrl-C stops", flush=True)
         while not stop.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            # Long waits: every wake-up of this thread takes the GIL the audio callback needs.
+            # Long waits: every wake-up of this thread takes the GIL.
             stop.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
-        stats["thread_scheduling"] = _thread_scheduling()  # while every thread still runs
-    finally:
-        if player is not None:
-            player.stop()
-        audio_result = {}
-        if stream is not None:
-            if started is not None:
-                stream.stop()
-            stream.close()
-        elif started is not None:
-            audio_result = audio_process.stop()
-        else:
-            audio_process.abort()
-        runner.stop()
-        if midi is not None:
-            midi.close()
-        if osc is not None:
-            osc.stop()
-        sys.setswitchinterval(switch_interval_seconds)
-        gc.unfreeze()
-        if recorder is not None:
-            if started is None:
-                recorder.abort()
-            else:
-                path = recorder.close()
-                print(f"nsynth-live: recorded {recorder.frames_written / sample_rate:.1f} s to {path}", flush=True)
-        elif audio_result.get("recorded_path"):
-            print(f"nsynth-live: recorded {audio_result['frames_written'] / sample_rate:.1f} s to "
-                  f"{audio_result['recorded_path']}", flush=True)
+        self._stats["thread_scheduling"] = _thread_scheduling()  # while every thread still runs
 
-    stats.update(
-        {
-            "device": device.label,
-            "sample_rate": sample_rate,
-            "block_size": block_size,
-            "played_seconds": time.monotonic() - started,
-            "xrun_count": int(runner.xrun_count),
-            "underrun_count": int(runner.underrun_count),
-            "callback_errors": callback_errors[0],
-            "latency": latency,
-            "midi_messages": midi.messages_received if midi else 0,
-            "midi_events": midi.events_posted if midi else 0,
-            "osc_messages": osc.messages_received if osc else 0,
-            "osc_rejected": osc.messages_rejected + osc.packets_malformed if osc else 0,
-            "osc": osc.stats() if osc else None,
-            "recorded_path": str(args.record) if args.record is not None else None,
-            "recorder_dropped_blocks": (recorder.dropped_blocks if recorder else
-                                        audio_result.get("dropped_blocks", 0) if audio_process else 0),
-            "audio_process": None if audio_process is None else {
-                "max_rss_mib": round(audio_result.get("max_rss_mib", 0.0), 1),
-                "events_dropped": audio_process.events_dropped,
-            },
-            "nonfinite_hops": int(engine.nonfinite_hops),
-            "nonfinite_voices": int(engine.nonfinite_voices),
-            "attack_cache": {
-                "enabled": runner.use_attack_cache,
-                "cached_notes": runner.cached_notes,
-                "uncached_notes": runner.uncached_notes,
-                "builds": runner.cache_builds,
-                "builds_abandoned": runner.cache_builds_aborted,
-                "last_build_seconds": round(runner.cache_build_seconds, 3),
-                "handoff_hops": runner.handoff_hops,
-                "late_handoffs": int(engine.late_handoffs),
-            },
-        }
-    )
-    if audio_process is not None:
-        audio_process.close()
-    return stats
+    # ------------------------------------------------------------------ close and figures
+    def close(self) -> None:
+        """Stop the player, the sound, the model thread and the inputs; finish the recording."""
+        if self.player is not None:
+            self.player.stop()
+        if self.stream is not None:
+            if self.started is not None:
+                self.stream.stop()
+            self.stream.close()
+        elif self.audio_process is not None:
+            if self.started is not None:
+                self.audio_result = self.audio_process.stop()
+            else:
+                self.audio_process.abort()
+        if self.runner is not None:
+            self.runner.stop()
+        if self.midi is not None:
+            self.midi.close()
+        if self.osc is not None:
+            self.osc.stop()
+        sys.setswitchinterval(self._switch_interval_seconds)
+        if self._frozen:
+            gc.unfreeze()
+        if self.recorder is not None:
+            if self.started is None:
+                self.recorder.abort()
+            else:
+                path = self.recorder.close()
+                print(f"nsynth-live: recorded {self.recorder.frames_written / self.sample_rate:.1f} s to {path}",
+                      flush=True)
+        elif self.audio_result.get("recorded_path"):
+            print(f"nsynth-live: recorded {self.audio_result['frames_written'] / self.sample_rate:.1f} s to "
+                  f"{self.audio_result['recorded_path']}", flush=True)
+
+    def stats(self) -> dict:
+        """The run's figures (``docs/running.md``, "What it prints"); frees the audio process's
+        shared memory, so call it once, after :meth:`close`."""
+        runner, engine, midi, osc = self.runner, self.engine, self.midi, self.osc
+        stats = dict(self._stats)
+        stats.update(
+            {
+                "device": self.device.label,
+                "sample_rate": self.sample_rate,
+                "block_size": self.block_size,
+                "played_seconds": time.monotonic() - self.started,
+                "xrun_count": int(runner.xrun_count),
+                "underrun_count": int(runner.underrun_count),
+                "callback_errors": self.callback_errors,
+                "latency": self.latency,
+                "midi_messages": midi.messages_received if midi else 0,
+                "midi_events": midi.events_posted if midi else 0,
+                "osc_messages": osc.messages_received if osc else 0,
+                "osc_rejected": osc.messages_rejected + osc.packets_malformed if osc else 0,
+                "osc": osc.stats() if osc else None,
+                "recorded_path": str(self.args.record) if self.args.record is not None else None,
+                "recorder_dropped_blocks": (self.recorder.dropped_blocks if self.recorder else
+                                            self.audio_result.get("dropped_blocks", 0)),
+                "audio_process": None if self.audio_process is None else {
+                    "max_rss_mib": round(self.audio_result.get("max_rss_mib", 0.0), 1),
+                    "events_dropped": self.audio_process.events_dropped,
+                },
+                "nonfinite_hops": int(engine.nonfinite_hops),
+                "nonfinite_voices": int(engine.nonfinite_voices),
+                "attack_cache": {
+                    "enabled": runner.use_attack_cache,
+                    "cached_notes": runner.cached_notes,
+                    "uncached_notes": runner.uncached_notes,
+                    "builds": runner.cache_builds,
+                    "builds_abandoned": runner.cache_builds_aborted,
+                    "last_build_seconds": round(runner.cache_build_seconds, 3),
+                    "handoff_hops": runner.handoff_hops,
+                    "late_handoffs": int(engine.late_handoffs),
+                },
+            }
+        )
+        if self.audio_process is not None:
+            self.audio_process.close()
+        return stats
 
 
 def _thread_scheduling() -> dict[str, str]:
