@@ -44,7 +44,7 @@ def main() -> int:
     hop_seconds = synth.spec.hop_length_samples / synth.spec.sample_rate
     print(f"model {args.model}, providers {synth.providers}, {args.threads} thread(s), hop {hop_seconds * 1e3:.1f} ms")
     print(f"{'voices':>6} {'median ms':>10} {'p99 ms':>8} {'% of hop':>9} {'audio s/s per voice':>20} {'audio s/s total':>16}")
-    for voices in (1, 4, 8, 16, 32):
+    for voices in (1, 4, 8, 16, 32, 64, 128):
         s = time_steps(synth, voices, args.steps)
         median, p99 = np.median(s), np.percentile(s, 99)
         print(f"{voices:>6} {median * 1e3:>10.2f} {p99 * 1e3:>8.2f} {100 * median / hop_seconds:>8.1f}% "

@@ -457,6 +457,10 @@ def _child_main(conn, block_name, layout, config_fields, device_fields, sample_r
                     hop_length_samples=meta["hop_length_samples"], cache_id=meta["cache_id"])
                 tables.append((shm, table))
             elif message[0] == "start":
+                import gc
+
+                gc.collect()
+                gc.freeze()  # what exists now never needs a collection pass in the callback
                 stream.start()
                 started = True
                 conn.send(("started",))
