@@ -42,7 +42,7 @@ from nsynth_live.engine.events import (
     Timed,
 )
 from nsynth_live.engine.callback import model_pitch_for_key
-from nsynth_live.engine.master_bus import LIMITER_ATTACK_SECONDS, MasterBus, soft_clip  # noqa: F401
+from nsynth_live.engine.master_bus import MasterBus, soft_clip
 from nsynth_live.engine.morph import EmbeddingMorph
 from nsynth_live.engine.sustain_loop import SustainLoop, crossfade_norm
 from nsynth_live.engine.voices import (  # noqa: F401 - phases re-exported for the tests

@@ -252,12 +252,11 @@ class RealtimeRunner:
         engine = self.engine
         started = time.perf_counter()
         target = engine.target_embedding
-        between = None
-        if throttled:
-            def between(seconds: float) -> bool:
-                if self._stop.wait(seconds * (1.0 / self.cache_cpu_share - 1.0)):
-                    return False
-                return bool(np.array_equal(engine.target_embedding, target))
+        def between(seconds: float) -> bool:  # throttled: leave the CPU, give up if the timbre moved
+            if self._stop.wait(seconds * (1.0 / self.cache_cpu_share - 1.0)):
+                return False
+            return bool(np.array_equal(engine.target_embedding, target))
+
         try:
             cache = build_attack_cache(engine.synth, target,
                                        output_sample_rate=engine.output_sample_rate,
@@ -265,7 +264,7 @@ class RealtimeRunner:
                                        attack_seconds=engine.config.attack_seconds,
                                        velocity_layers=self.velocity_layers,
                                        rows_per_batch=CACHE_ROWS_PER_BATCH if throttled else 256,
-                                       between_batches=between)
+                                       between_batches=between if throttled else None)
         except CacheBuildAborted:
             self.cache_builds_aborted += 1
             return None
