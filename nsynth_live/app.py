@@ -412,12 +412,15 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
     run's statistics (see :class:`LiveSession`)."""
     session = LiveSession(setup, device)
     try:
-        session.open()
-        session.start(stop)
-        session.play(stop)
+        try:
+            session.open()
+            session.start(stop)
+            session.play(stop)
+        finally:
+            session.close()
+        return session.stats()
     finally:
-        session.close()
-    return session.stats()
+        session.release()
 
 
 class LiveSession:
@@ -426,7 +429,8 @@ class LiveSession:
 
     ``open`` loads and builds everything (raising :class:`AppError` with the fix for a missing
     device or port), ``start`` primes the ring and starts the sound, ``play`` waits until the end,
-    ``close`` stops everything in order (always call it), ``stats`` gives the run's figures.
+    ``close`` stops everything in order (always call it), ``stats`` gives the run's figures and
+    ``release`` frees the audio process's shared memory (always call it last).
     """
 
     def __init__(self, setup: _Setup, device) -> None:
@@ -592,41 +596,65 @@ class LiveSession:
 
     # ------------------------------------------------------------------ close and figures
     def close(self) -> None:
-        """Stop the player, the sound, the model thread and the inputs; finish the recording."""
+        """Stop the player, the sound, the model thread and the inputs; finish the recording.
+
+        Every step runs even if one before it failed; the first failure is raised at the end.
+        """
+        errors: list[BaseException] = []
+
+        def step(action) -> None:
+            try:
+                action()
+            except Exception as error:  # noqa: BLE001 - the next steps must still run
+                errors.append(error)
+
         if self.player is not None:
-            self.player.stop()
+            step(self.player.stop)
+        if self.runner is not None:  # nothing is published to the audio process after this
+            step(self.runner.stop_cache_thread)
         if self.stream is not None:
             if self.started is not None:
-                self.stream.stop()
-            self.stream.close()
+                step(self.stream.stop)
+            step(self.stream.close)
         elif self.audio_process is not None:
             if self.started is not None:
-                self.audio_result = self.audio_process.stop()
+                step(lambda: setattr(self, "audio_result", self.audio_process.stop()))
             else:
-                self.audio_process.abort()
+                step(self.audio_process.abort)
         if self.runner is not None:
-            self.runner.stop()
+            step(self.runner.stop)
         if self.midi is not None:
-            self.midi.close()
+            step(self.midi.close)
         if self.osc is not None:
-            self.osc.stop()
+            step(self.osc.stop)
         sys.setswitchinterval(self._switch_interval_seconds)
         if self._frozen:
             gc.unfreeze()
+            self._frozen = False
         if self.recorder is not None:
             if self.started is None:
-                self.recorder.abort()
+                step(self.recorder.abort)
             else:
-                path = self.recorder.close()
-                print(f"nsynth-live: recorded {self.recorder.frames_written / self.sample_rate:.1f} s to {path}",
-                      flush=True)
+                def finish() -> None:
+                    path = self.recorder.close()
+                    print(f"nsynth-live: recorded {self.recorder.frames_written / self.sample_rate:.1f} s to {path}",
+                          flush=True)
+                step(finish)
         elif self.audio_result.get("recorded_path"):
             print(f"nsynth-live: recorded {self.audio_result['frames_written'] / self.sample_rate:.1f} s to "
                   f"{self.audio_result['recorded_path']}", flush=True)
+        if errors:
+            raise errors[0]
+
+    def release(self) -> None:
+        """Free the audio process's shared memory (after :meth:`close` and :meth:`stats`)."""
+        if self.audio_process is not None:
+            if self.runner is not None:
+                self.runner.release_link()
+            self.audio_process.close()
 
     def stats(self) -> dict:
-        """The run's figures (``docs/running.md``, "What it prints"); frees the audio process's
-        shared memory, so call it once, after :meth:`close`."""
+        """The run's figures (``docs/running.md``, "What it prints"), after :meth:`close`."""
         runner, engine, midi, osc = self.runner, self.engine, self.midi, self.osc
         stats = dict(self._stats)
         stats.update(
@@ -665,8 +693,6 @@ class LiveSession:
                 },
             }
         )
-        if self.audio_process is not None:
-            self.audio_process.close()
         return stats
 
 

@@ -218,9 +218,9 @@ class CallbackSide:
             if n < frames:
                 outdata[n:] = 0.0
                 counters[C_UNDERRUNS] += 1
-            if self._attacks:
-                self._mix_attacks(now, frames)
-                outdata += self._mix[:frames, None]
+            if self._attacks and n > 0:  # over the frames the ring had: attacks stay aligned with it
+                self._mix_attacks(now, n)
+                outdata[:n] += self._mix[:n, None]
                 if float(np.max(np.abs(outdata))) > self.config.limiter_knee:
                     outdata[:] = soft_clip(outdata, self.config.limiter_knee)
             counters[C_READ] = now + n
@@ -236,6 +236,8 @@ class CallbackSide:
         """Apply one event at device frame ``now`` (the start of the block being filled)."""
         config = self.config
         if isinstance(event, EventBatch):  # the OSC server's outbox: its notes are played here too
+            # (in-process audio only: take() holds the outbox's lock for a list swap; the audio
+            # process gets OSC events from the model thread instead)
             for item in event.take():
                 self._handle(item, now)
             return
@@ -296,6 +298,8 @@ class CallbackSide:
         # already: the hand-over's hop must start after that one
         hop_frames = config.nominal_hop_frames
         undrained_from = int(self.counters[C_WRITE]) + config.max_hop_frames
+        if abs(config.ratio - round(config.ratio)) > 1e-9:  # soxr's hops are off the nominal grid
+            undrained_from += int(math.ceil(hop_frames))
         for attack in self._attacks_by_key.get(key, ()):
             handoff_hop_start = math.floor(attack[5] / hop_frames) * hop_frames
             if attack[6] < 0 and attack[7] < 0 and handoff_hop_start >= undrained_from:

@@ -512,8 +512,8 @@ class Engine:
                           at_sample=hop_start + offset)
         elif isinstance(event, NoteOff):
             self._note_off(event.pitch_midi)
-            if not self._sustain_down:
-                self._release_scheduled(event.pitch_midi, None)
+            # a scheduled start is marked even with the pedal down: it then starts sustained
+            self._release_scheduled(event.pitch_midi, None)
         elif isinstance(event, ReleaseAttack):
             if not self._release_scheduled(event.key, at_sample):
                 self._note_off(event.key)
@@ -525,8 +525,7 @@ class Engine:
         elif isinstance(event, AllNotesOff):
             for slot in np.flatnonzero(self._phase == HELD):
                 self._release_slot(slot)
-            if not self._sustain_down:
-                self._release_scheduled(None, None)
+            self._release_scheduled(None, None)
         elif isinstance(event, AllSoundOff):
             self._scheduled = [t for t in self._scheduled if not isinstance(t.event, CachedNoteOn)]
             for slot in np.flatnonzero(self._phase != FREE):
@@ -628,9 +627,12 @@ class Engine:
             self._handoff[slot] = True
             if cached.release_sample is None:
                 self._env[slot] = 1.0
-            else:
+            elif cached.release_sample < at_sample:  # the callback released the attack: go on decaying
+                self._phase[slot] = RELEASED
+                self._env[slot] = self.release_per_sample() ** (at_sample - cached.release_sample)
+            else:  # the key went up before the hand-over: released from here, or held by the pedal
                 self._phase[slot] = SUSTAINED if self._sustain_down else RELEASED
-                self._env[slot] = self.release_per_sample() ** max(at_sample - cached.release_sample, 0)
+                self._env[slot] = 1.0
 
     def _flush_carry(self, slot: int) -> None:
         """Move what a voice still owes the next hop into the shared pending buffer."""

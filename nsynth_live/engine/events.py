@@ -185,7 +185,7 @@ class Timed:
 @dataclass(frozen=True)
 class CachedNoteOn:
     """A note whose first hops the audio callback plays from an attack cache (posted by
-    :class:`nsynth_live.engine.realtime.RealtimeRunner`, always inside :class:`Timed`).
+    :class:`nsynth_live.engine.callback.CallbackSide`, always inside :class:`Timed`).
 
     The engine continues the voice from ``cache.state_row(row)`` at the ``Timed`` sample, where the
     cached attack hands over (see :mod:`nsynth_live.engine.attack_cache`).

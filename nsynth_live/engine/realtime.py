@@ -13,7 +13,7 @@ Note-ons reach the callback first (:meth:`RealtimeRunner.post`): it starts the n
 never ahead of (``handoff_hops`` is sized from the ring's fill). A note-off during the attack is
 applied to the attack at its frame when the engine cannot have rendered the hand-over yet
 (:class:`~nsynth_live.engine.events.ReleaseAttack`), else the engine releases the voice as usual.
-A background thread re-renders the cache when the timbre (XY, preset) has rested for 100 ms; until
+A background thread re-renders the cache when the timbre (XY, preset) has rested for 0.25 s; until
 then notes start from the last cache and morph like any held voice.
 """
 
@@ -128,6 +128,7 @@ class RealtimeRunner:
         self.capacity_frames = self.target_fill_frames + 4 * engine.max_hop_frames + block_size
         self.render_error_count = 0
         self._stop = threading.Event()
+        self._stop_cache = threading.Event()  # set by stop_cache_thread() and stop()
         self._thread: threading.Thread | None = None
         self._poll_seconds = engine.hop_seconds / 8.0
 
@@ -181,8 +182,8 @@ class RealtimeRunner:
             self.callback_side.post(event)
         elif isinstance(event, EventBatch):
             self._osc_batches.append(event)  # taken by the inference thread, once per hop
-        else:
-            self.link.send_event(event)
+        elif not self.link.send_event(event):  # not a note event: straight to the engine
+            self.engine.post(event)
 
     @property
     def attack_cache(self) -> AttackCache | None:
@@ -253,7 +254,7 @@ class RealtimeRunner:
         started = time.perf_counter()
         target = engine.target_embedding
         def between(seconds: float) -> bool:  # throttled: leave the CPU, give up if the timbre moved
-            if self._stop.wait(seconds * (1.0 / self.cache_cpu_share - 1.0)):
+            if self._stop_cache.wait(seconds * (1.0 / self.cache_cpu_share - 1.0)):
                 return False
             return bool(np.array_equal(engine.target_embedding, target))
 
@@ -283,7 +284,7 @@ class RealtimeRunner:
             pass
         seen = None
         seen_at = time.monotonic()
-        while not self._stop.wait(min(0.05, self.cache_settle_seconds)):
+        while not self._stop_cache.wait(min(0.05, self.cache_settle_seconds)):
             try:
                 target = self.engine.target_embedding
                 cache = self._cache
@@ -298,7 +299,7 @@ class RealtimeRunner:
                     seen = None
             except Exception as error:  # noqa: BLE001 - the old cache keeps playing
                 logger.error("attack cache refresh failed (%r); notes start from the previous cache", error)
-                self._stop.wait(1.0)
+                self._stop_cache.wait(1.0)
 
     # ------------------------------------------------------------------ producer side
     @property
@@ -336,9 +337,7 @@ class RealtimeRunner:
             self.engine.post(event)
         while self._osc_batches:
             for event in self._osc_batches.popleft().take():
-                if isinstance(event, CALLBACK_EVENT_TYPES):
-                    self.link.send_event(event)
-                else:
+                if not (isinstance(event, CALLBACK_EVENT_TYPES) and self.link.send_event(event)):
                     self.engine.post(event)
 
     def _write(self, block: np.ndarray) -> None:
@@ -367,6 +366,7 @@ class RealtimeRunner:
         if self._thread is not None:
             raise RuntimeError("RealtimeRunner already started")
         self._stop.clear()
+        self._stop_cache.clear()
         if self.use_attack_cache and self._cache is None:
             self.build_cache()
         self.pump()
@@ -377,15 +377,28 @@ class RealtimeRunner:
                                                   daemon=True)
             self._cache_thread.start()
 
+    def stop_cache_thread(self, *, timeout_seconds: float = 5.0) -> None:
+        """Stop re-rendering the attack cache (before the audio process stops: nothing is
+        published to it afterwards). :meth:`stop` does this too."""
+        self._stop_cache.set()
+        if self._cache_thread is not None:
+            self._cache_thread.join(timeout_seconds)
+            self._cache_thread = None
+
+    def release_link(self) -> None:
+        """Drop this runner's views of the audio process's shared memory (after :meth:`stop`,
+        before ``link.close()``); the counters read 0 afterwards."""
+        self._ring = np.zeros((0, self.engine.channels), dtype=np.float32)
+        self._counters = np.zeros(N_COUNTERS, dtype=np.int64)
+        self._scalars = np.zeros(N_SCALARS, dtype=np.float64)
+
     def stop(self, *, timeout_seconds: float = 5.0) -> None:
         """Stop the inference thread (the callback then underruns: close the stream first)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_seconds)
             self._thread = None
-        if self._cache_thread is not None:
-            self._cache_thread.join(timeout_seconds)
-            self._cache_thread = None
+        self.stop_cache_thread(timeout_seconds=timeout_seconds)
 
     # ------------------------------------------------------------------ consumer side
     def audio_callback(self, outdata, frames, time_info, status) -> None:

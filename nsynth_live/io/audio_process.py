@@ -42,6 +42,9 @@ K_NOTE_ON, K_NOTE_OFF, K_CC, K_PROGRAM, K_ALL_NOTES_OFF, K_ALL_SOUND_OFF, K_CACH
 START_TIMEOUT_SECONDS = 30.0
 
 
+_UNCLOSED: list = []  # shared-memory blocks whose mapping a live view still uses
+
+
 class AudioProcessError(RuntimeError):
     """The audio process could not open the device or died; the message says why."""
 
@@ -107,6 +110,8 @@ class RecordQueue:
 
     ``heads[0]`` counts records written, ``heads[1]`` records read; the producer publishes
     ``heads[0]`` after the record is in place. A full queue drops the record (``dropped``).
+    The order of the two stores relies on x86-64's store ordering (numpy issues no barrier); on a
+    weakly ordered CPU (aarch64) a record could be read before it is complete.
     """
 
     def __init__(self, data: np.ndarray, heads: np.ndarray) -> None:
@@ -198,6 +203,9 @@ class AudioProcess:
         self._views: dict = {}
         self._cache_blocks: list = []  # (cache_id, SharedMemory), oldest first
         self._in = self._out = None
+        self._in_lock = threading.Lock()
+        self._pipe_lock = threading.Lock()
+        self._process = None
         self.result: dict = {}
         self._block = shared_memory.SharedMemory(create=True, size=layout["_size"])
         try:
@@ -216,8 +224,6 @@ class AudioProcess:
         self.ring, self.counters, self.scalars = views["ring"], views["counters"], views["scalars"]
         self._in = RecordQueue(views["in_data"], views["in_heads"])
         self._out = RecordQueue(views["out_data"], views["out_heads"])
-        self._in_lock = threading.Lock()
-        self._pipe_lock = threading.Lock()
         self._cache_blocks: list = []  # (cache_id, SharedMemory), oldest first
         context = multiprocessing.get_context("spawn")
         self._conn, child_conn = context.Pipe()
@@ -232,13 +238,17 @@ class AudioProcess:
         self.info = self._expect("ready")
 
     # ------------------------------------------------------------------ link interface
-    def send_event(self, event) -> None:
-        """Queue a MIDI-like event for the callback (thread-safe; other events are not carried)."""
+    def send_event(self, event) -> bool:
+        """Queue a MIDI-like event for the callback (thread-safe). Returns False for an event the
+        queue does not carry (XY, presets: the caller gives those to the engine) or after close."""
         record = encode_event(event)
         if record is None:
-            return
+            return False
         with self._in_lock:
+            if self._in is None:
+                return False
             self._in.put(record)
+        return True
 
     def receive_events(self, caches_by_id: dict) -> list:
         """The engine events the callback sent since the last call (inference thread only)."""
@@ -261,7 +271,12 @@ class AudioProcess:
             "ratio": cache.ratio, "integer_ratio": cache.integer_ratio, "delay_frames": cache.delay_frames,
             "hop_length_samples": cache.hop_length_samples, "cache_id": cache.cache_id,
         }
-        self._send(("cache", block.name, meta))
+        try:
+            self._send(("cache", block.name, meta))
+        except BaseException:  # the child is gone: nothing will map it
+            block.close()
+            block.unlink()
+            raise
         self._cache_blocks.append((cache.cache_id, block))
         while len(self._cache_blocks) > 3:  # the child maps a table within ms of the message
             _, old = self._cache_blocks.pop(0)
@@ -289,14 +304,16 @@ class AudioProcess:
             self._process.join(5)
         return self.result
 
-    def abort(self) -> None:
-        """Stop without keeping a recording (a start that failed half-way)."""
+    def abort(self, *, timeout_seconds: float = 10.0) -> None:
+        """Stop without keeping a recording (a start that failed half-way): the child removes its
+        temporary recording file and exits. Call :meth:`close` afterwards."""
         if self._process.is_alive():
             try:
                 self._send(("abort",))
-            except OSError:
+                self._expect("stopped", timeout_seconds=timeout_seconds)
+            except (AudioProcessError, OSError, EOFError):
                 pass
-        self.close()
+        self._process.join(timeout_seconds)
 
     def close(self) -> None:
         """End the child and free the shared memory. Idempotent."""
@@ -309,16 +326,18 @@ class AudioProcess:
             process.join(5)
         self._views = {}
         self.ring = self.counters = self.scalars = None
-        self._in = self._out = None
+        with self._in_lock:
+            self._in = None
+        self._out = None
         for _, block in self._cache_blocks:
             block.close()
             block.unlink()
         self._cache_blocks = []
+        self._block.unlink()
         try:
             self._block.close()
-        except BufferError:  # a view still exported somewhere: the block goes with the process
-            pass
-        self._block.unlink()
+        except BufferError:  # a view is still held somewhere: keep the object (and the mapping)
+            _UNCLOSED.append(self._block)  # so that its __del__ does not run, and complain, early
         self._block = None
 
     @property
@@ -328,7 +347,7 @@ class AudioProcess:
 
     @property
     def alive(self) -> bool:
-        """Whether the child still runs and its callback was called in the last second."""
+        """Whether the child process still runs."""
         return self._process.is_alive()
 
     def _send(self, message) -> None:

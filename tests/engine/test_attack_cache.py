@@ -135,3 +135,40 @@ def test_keys_outside_the_model_and_osc_notes_are_cached_too(synth, runner_cache
     assert 3 * BLOCK <= onset < 4 * BLOCK
     assert runner.engine._key[runner.engine._phase != 0].tolist() == [24]  # noqa: SLF001
     assert runner.engine._pitch[runner.engine._phase != 0].tolist() == [36]  # noqa: SLF001
+
+
+def test_a_short_note_under_the_pedal_is_held_then_released_when_the_pedal_goes_up(synth, runner_cache):
+    """Key up before the hand-over with the pedal down: the voice starts sustained (not held, not
+    stuck) and is released at pedal-up like any sustained note."""
+    from nsynth_live.engine import ControlChange
+
+    runner = _runner(synth, runner_cache)
+    pedal_up_block = 120
+    live = _play(runner, 400, {2: [ControlChange(64, 127)], 3: [NoteOn(60, 127)], 4: [NoteOff(60)],
+                               pedal_up_block: [ControlChange(64, 0)]})
+    assert np.abs(live[(pedal_up_block - 10) * BLOCK:pedal_up_block * BLOCK]).max() > 1e-3  # sustained
+    release_end = pedal_up_block * BLOCK + runner.target_fill_frames + 768 + int(0.6 * 48000)
+    assert np.abs(live[release_end:]).max() < 1e-3 * np.abs(live).max()  # released, not stuck
+    assert runner.engine.active_voice_count == 0
+
+
+def test_an_underrun_silences_the_attack_too_and_it_resumes_in_step_with_the_ring(synth, runner_cache):
+    """When the model thread falls behind, the callback plays silence for what the ring lacks and
+    the attacks do not run ahead of it (they would repeat or drift from their continuation)."""
+    runner = _runner(synth, runner_cache)
+    reference = _play(_runner(synth, runner_cache), 60, {3: [NoteOn(60, 127)]})
+    out = []
+    for b in range(60):
+        if b == 3:
+            runner.post(NoteOn(60, 127))
+        if not 5 <= b < 15:  # the model thread stalls for 10 blocks...
+            runner.pump()
+        buffer = np.zeros((BLOCK, 2), dtype=np.float32)
+        runner.audio_callback(buffer, BLOCK, None, 0)
+        out.append(buffer[:, 0].copy())
+    stalled = np.concatenate(out)
+    assert runner.underrun_count > 0
+    # ...the ring held a few blocks, then silence until it refills: nothing is played twice
+    assert np.abs(stalled[14 * BLOCK:15 * BLOCK]).max() == 0.0
+    played = stalled[np.abs(stalled) > 0]
+    assert played.size <= np.count_nonzero(reference) and runner.engine.late_handoffs == 0
