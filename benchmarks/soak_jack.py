@@ -42,7 +42,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from tests.support.jack_session import (  # noqa: E402
-    INSTRUMENT_AUDIO_CLIENT,
+    INSTRUMENT_AUDIO_PORTS,
     INSTRUMENT_MIDI_CLIENT,
     InstrumentProcess,
     JackProbe,
@@ -176,7 +176,7 @@ def measure(*, scenario: str, seconds: float, voices: int, period_frames: int, m
             instrument.wait_ready()
             probe = JackProbe(server_name=server.name, capture_seconds=seconds + 1, channels=1)
             midi = probe.ports(f"^{INSTRUMENT_MIDI_CLIENT}:", is_midi=True)
-            audio_ports = sorted(probe.ports(f"^{INSTRUMENT_AUDIO_CLIENT}:out_", is_audio=True))
+            audio_ports = sorted(probe.ports(INSTRUMENT_AUDIO_PORTS, is_audio=True))
             probe.connect(probe.midi_port_name, midi[0])
             probe.connect(audio_ports[0], probe.input_port_names()[0])
             time.sleep(0.3)

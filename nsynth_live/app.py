@@ -423,6 +423,53 @@ def run_live(setup: _Setup, device, stop: _StopRequest) -> dict:
         session.release()
 
 
+DEFAULT_JACK_CLIENT_NAME = "nsynth-live"  # the audio process's JACK client and its MIDI port
+
+
+def _jack_native_possible(device) -> bool:
+    """Play audio and MIDI on the audio process's own JACK client: the device is a JACK server,
+    JACK-Client is installed and there is no ALSA sequencer (where there is one, MIDI stays an
+    ALSA port, as before)."""
+    import importlib.util
+
+    return ("JACK" in device.host_api_name and importlib.util.find_spec("jack") is not None
+            and not os.path.exists("/dev/snd/seq"))
+
+
+def _jack_period_frames() -> int | None:
+    """The JACK server's period (frames), from a short-lived client; None if it cannot say."""
+    try:
+        import jack
+
+        client = jack.Client("nsynth-live-query", no_start_server=True)
+    except Exception:  # noqa: BLE001 - the audio process will report the real error
+        return None
+    try:
+        return int(client.blocksize)
+    finally:
+        client.close()
+
+
+class _AudioProcessMidi:
+    """The MIDI input the audio process's JACK client reads, as :class:`LiveSession` reports it."""
+
+    api_name = "JACK"
+
+    def __init__(self, audio_process) -> None:
+        self._audio = audio_process
+        info = audio_process.info or {}
+        self.port_description = f"virtual port {info.get('midi_port')}"
+        if info.get("connected_from"):
+            self.port_description = f"{info.get('midi_port')} <- {info['connected_from']}"
+        self.messages_received = 0
+        self.events_posted = 0
+
+    def close(self) -> None:
+        """Read the counts (before the audio process's memory is freed)."""
+        self.messages_received = self._audio.midi_messages
+        self.events_posted = self._audio.midi_events
+
+
 class LiveSession:
     """One live performance: the model and engine, the audio output (its own process by default),
     the MIDI, OSC and file inputs, and the figures of the run.
@@ -505,24 +552,43 @@ class LiveSession:
         args = self.args
         release_portaudio()  # the audio process opens the device: no second JACK client here
         record = None if args.record is None else {"path": str(args.record), "ring_blocks": self.ring_blocks}
+        jack_native = None
+        if _jack_native_possible(self.device):
+            # audio and MIDI on one JACK client of the audio process: note-ons from their own frame
+            period = _jack_period_frames()
+            if period is not None and period != self.block_size:
+                print(f"nsynth-live: the JACK server runs {period}-frame periods: block size {period}", flush=True)
+                self.block_size = period
+            jack_native = {"client_name": DEFAULT_JACK_CLIENT_NAME,
+                           "midi_port": None if args.no_midi else DEFAULT_JACK_CLIENT_NAME,
+                           "connect_from": None if args.no_midi else args.midi_port}
 
         def link_factory(config):
+            from nsynth_live.io.audio_process import MidiPortNotFound
+
             try:
                 return AudioProcess(config, device=self.device, sample_rate=self.sample_rate,
                                     block_size=self.block_size, channels=2, jack_client_name=JACK_CLIENT_NAME,
-                                    record=record, realtime_priority=args.realtime_priority)
+                                    record=record, realtime_priority=args.realtime_priority, jack_native=jack_native)
+            except MidiPortNotFound as error:
+                listing = "\n".join(f"  {p}" for p in error.args[1]) or "  (no JACK MIDI outputs)"
+                raise AppError(f"no MIDI input port matches {args.midi_port!r}. JACK MIDI outputs:\n{listing}\n"
+                               "Fix: pass part of one of these names to --midi-port, or leave it out to get a "
+                               f"virtual port {DEFAULT_JACK_CLIENT_NAME!r} that you connect your keyboard to") from error
             except AudioProcessError as error:
                 raise AppError(f"cannot open {self.device.label}: {error}", EXIT_RUNTIME) from error
 
         self.runner = RealtimeRunner(self.engine, block_size=self.block_size, link_factory=link_factory)
         self.audio_process = self.runner.link
+        if jack_native is not None and jack_native["midi_port"] is not None:
+            self.midi = _AudioProcessMidi(self.audio_process)
 
     def _open_inputs(self) -> None:
         from nsynth_live.io.midi_in import MidiInputError, open_midi_input
         from nsynth_live.io.osc_server import OscServer, OscServerError
 
         args = self.args
-        if not args.no_midi:
+        if not args.no_midi and self.midi is None:
             try:
                 self.midi = open_midi_input(self.runner.post, port_name=args.midi_port)
             except MidiInputError as error:

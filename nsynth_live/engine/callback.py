@@ -48,8 +48,8 @@ from nsynth_live.engine.events import (
 )
 
 # counters (int64)
-C_WRITE, C_READ, C_XRUNS, C_UNDERRUNS, C_ERRORS, C_CACHED, C_UNCACHED, C_ALIVE = range(8)
-N_COUNTERS = 8
+C_WRITE, C_READ, C_XRUNS, C_UNDERRUNS, C_ERRORS, C_CACHED, C_UNCACHED, C_ALIVE, C_MIDI_MESSAGES, C_MIDI_EVENTS = range(10)
+N_COUNTERS = 12
 # scalars (float64)
 S_MASTER_GAIN, S_RELEASE_SECONDS = range(2)
 N_SCALARS = 4
@@ -142,7 +142,8 @@ class CallbackSide:
     to_engine : callable
         ``to_engine(event)``: hands the producer an engine event (never blocks).
     event_source : callable, optional
-        ``event_source() -> iterable of events`` for this block; default: :meth:`post`'s queue.
+        ``event_source() -> iterable of events`` for this block, taken after :meth:`post`'s queue
+        (the audio process's queue from the instrument).
 
     Attributes
     ----------
@@ -159,7 +160,7 @@ class CallbackSide:
         self.to_engine = to_engine
         self.cache = None
         self._inbox: collections.deque = collections.deque()
-        self._event_source = event_source if event_source is not None else self._drain_inbox
+        self._event_source = event_source
         # playing attacks: [cache.attack, row, start_frame, gain, key, handoff_frame, release_from, kill_from]
         self._attacks: list = []
         self._attacks_by_key: dict = {}  # key -> its records in _attacks
@@ -168,14 +169,13 @@ class CallbackSide:
         self._sustain_down = False
 
     # ------------------------------------------------------------------ producer-facing
-    def post(self, event) -> None:
-        """Queue an event for the next callback (thread-safe deque append, never blocks)."""
-        self._inbox.append(event)
+    def post(self, event, offset: int = 0) -> None:
+        """Queue an event for the next callback (thread-safe deque append, never blocks).
 
-    def _drain_inbox(self):
-        inbox = self._inbox
-        while inbox:
-            yield inbox.popleft()
+        ``offset``: frames into that callback's block where it happened (a JACK MIDI event's own
+        offset when the audio and MIDI share a JACK client): a note-on then starts there.
+        """
+        self._inbox.append((event, offset))
 
     def tables_in_use(self) -> set:
         """``id()`` of the attack tables that playing attacks still read (a snapshot)."""
@@ -200,11 +200,19 @@ class CallbackSide:
             if status:
                 counters[C_XRUNS] += 1
             now = int(counters[C_READ])
-            for event in self._event_source():
+            inbox = self._inbox
+            while inbox:
+                event, offset = inbox.popleft()
                 try:
-                    self._handle(event, now)
+                    self._handle(event, now + min(max(int(offset), 0), frames - 1))
                 except Exception:  # a bad event must not cost the block
                     counters[C_ERRORS] += 1
+            if self._event_source is not None:
+                for event in self._event_source():
+                    try:
+                        self._handle(event, now)
+                    except Exception:  # a bad event must not cost the block
+                        counters[C_ERRORS] += 1
             capacity = self.config.capacity_frames
             available = int(counters[C_WRITE]) - now
             n = frames if frames <= available else max(available, 0)

@@ -49,6 +49,10 @@ class AudioProcessError(RuntimeError):
     """The audio process could not open the device or died; the message says why."""
 
 
+class MidiPortNotFound(LookupError):
+    """``connect_from`` matched no JACK MIDI output; ``args[1]`` lists them."""
+
+
 def encode_event(event) -> tuple | None:
     """An event as a queue record ``(kind, a, b, c, d, e)``; None for events the queues do not carry."""
     from nsynth_live.engine.events import (
@@ -187,6 +191,9 @@ class AudioProcess:
     realtime_priority : int or None
         SCHED_FIFO priority for the child's threads (the callback's thread belongs to the audio
         server's library: JACK makes it real-time itself).
+    jack_native : dict or None
+        Play through one JACK client of the child's own (:class:`JackStream`) instead of PortAudio:
+        ``client_name``, ``midi_port`` (None: no MIDI input) and ``connect_from``.
 
     Raises
     ------
@@ -197,7 +204,7 @@ class AudioProcess:
 
     def __init__(self, config: CallbackConfig, *, device, sample_rate: int, block_size: int, channels: int,
                  jack_client_name: str | None = None, record: dict | None = None,
-                 realtime_priority: int | None = None) -> None:
+                 realtime_priority: int | None = None, jack_native: dict | None = None) -> None:
         self.config = config
         layout = _layout(config)
         self._views: dict = {}
@@ -210,13 +217,13 @@ class AudioProcess:
         self._block = shared_memory.SharedMemory(create=True, size=layout["_size"])
         try:
             self._start(layout, config, device, sample_rate, block_size, channels, jack_client_name, record,
-                        realtime_priority)
+                        realtime_priority, jack_native)
         except BaseException:
             self.close()
             raise
 
     def _start(self, layout, config, device, sample_rate, block_size, channels, jack_client_name, record,
-               realtime_priority) -> None:
+               realtime_priority, jack_native) -> None:
         views = _views(self._block.buf, layout)
         for view in views.values():
             view.fill(0)
@@ -231,7 +238,7 @@ class AudioProcess:
         self._process = context.Process(
             target=_child_main, name="nsynth-live-audio",
             args=(child_conn, self._block.name, layout, asdict(config), asdict(device), int(sample_rate),
-                  int(block_size), int(channels), jack_client_name, record, realtime_priority),
+                  int(block_size), int(channels), jack_client_name, record, realtime_priority, jack_native),
             daemon=True)
         self._process.start()
         child_conn.close()
@@ -341,6 +348,20 @@ class AudioProcess:
         self._block = None
 
     @property
+    def midi_messages(self) -> int:
+        """JACK MIDI events the child's client received (``jack_native`` with a MIDI port)."""
+        from nsynth_live.engine.callback import C_MIDI_MESSAGES
+
+        return int(self.counters[C_MIDI_MESSAGES]) if self.counters is not None else 0
+
+    @property
+    def midi_events(self) -> int:
+        """Engine events parsed from them."""
+        from nsynth_live.engine.callback import C_MIDI_EVENTS
+
+        return int(self.counters[C_MIDI_EVENTS]) if self.counters is not None else 0
+
+    @property
     def events_dropped(self) -> int:
         """Events the full in-queue dropped (0 unless 8192 events came within one block)."""
         return self._in.dropped if self._in is not None else 0
@@ -366,12 +387,132 @@ class AudioProcess:
                     return message[1] if len(message) > 1 else None
                 if message[0] == "error":
                     raise AudioProcessError(message[1])
+                if message[0] == "no-midi-port":
+                    raise MidiPortNotFound(message[1], message[2])
             elif not self._process.is_alive():
                 raise AudioProcessError(f"the audio process exited with code {self._process.exitcode}")
         raise AudioProcessError(f"the audio process did not answer {what!r} within {timeout_seconds:.0f} s")
 
 
 # ---------------------------------------------------------------------- the child
+class JackStream:
+    """Audio out and (optionally) MIDI in on ONE JACK client (``JACK-Client``), used by the audio
+    process when the device is a JACK server: same start / stop / close as a PortAudio stream.
+
+    The MIDI events of a cycle are read in that cycle's process callback, before the audio, and
+    reach the callback side with their frame offsets, so a note-on sounds from its own frame in
+    the very cycle it arrived (no block of waiting, no jitter). Bytes are parsed as a MIDI stream
+    (:class:`nsynth_live.engine.midi.MidiStreamParser`: SysEx, running status, garbage).
+
+    Parameters
+    ----------
+    side : CallbackSide
+    counters : int64 array
+        The shared counters (xruns, MIDI messages and events are counted there).
+    client_name : str
+        The JACK client (ports ``<client>:out_0``, ``out_1`` and ``<client>:<midi_port>``).
+    channels : int
+    midi_port : str or None
+        Name of the MIDI input port; None for no MIDI input.
+    connect_from : str or None
+        Connect the first JACK MIDI output whose name contains this (case-insensitive).
+    on_block : callable, optional
+        ``on_block(outdata)`` after each block (the recorder).
+
+    Raises
+    ------
+    LookupError
+        If ``connect_from`` matches no MIDI output (``args[1]`` lists them).
+    RuntimeError
+        If there is no JACK server (``jack.JackError``).
+    """
+
+    def __init__(self, side, counters, *, client_name: str, channels: int, midi_port: str | None,
+                 connect_from: str | None, on_block=None) -> None:
+        import jack
+
+        from nsynth_live.engine.callback import C_ALIVE, C_MIDI_EVENTS, C_MIDI_MESSAGES, C_XRUNS
+        from nsynth_live.engine.midi import MidiStreamParser
+
+        self._client = client = jack.Client(client_name, no_start_server=True)
+        try:
+            self.source = None
+            if connect_from is not None:
+                outputs = [p.name for p in client.get_ports(is_midi=True, is_output=True)]
+                matches = [name for name in outputs if connect_from.lower() in name.lower()]
+                if not matches:
+                    raise LookupError(f"no JACK MIDI output matches {connect_from!r}", outputs)
+                self.source = matches[0]
+            self._outs = [client.outports.register(f"out_{i}") for i in range(channels)]
+            self._midi = client.midi_inports.register(midi_port) if midi_port else None
+        except BaseException:
+            client.close()
+            raise
+        self.midi_port_name = self._midi.name if self._midi is not None else None
+        self.samplerate = int(client.samplerate)
+        self.blocksize = int(client.blocksize)
+        scratch = np.zeros((max(self.blocksize, 8192), channels), dtype=np.float32)
+        parser = MidiStreamParser()
+        outs, midi = self._outs, self._midi
+
+        def process(frames: int) -> None:  # JACK's real-time thread
+            try:
+                if midi is not None:
+                    for offset, data in midi.incoming_midi_events():
+                        counters[C_MIDI_MESSAGES] += 1
+                        for event in parser.feed(bytes(data)):
+                            counters[C_MIDI_EVENTS] += 1
+                            side.post(event, offset)
+                out = scratch[:frames]
+                side.audio_callback(out, frames, None, 0)
+                for channel, port in enumerate(outs):
+                    port.get_array()[:] = out[:, channel]
+                counters[C_ALIVE] += 1
+                if on_block is not None:
+                    on_block(out)
+            except Exception:  # noqa: BLE001 - JACK-Client would stop calling us
+                for port in outs:
+                    try:
+                        port.get_array().fill(0.0)
+                    except Exception:  # noqa: BLE001
+                        pass
+
+        def xrun(_delay_usecs: float) -> None:
+            counters[C_XRUNS] += 1
+
+        client.set_process_callback(process)
+        client.set_xrun_callback(xrun)
+
+    def start(self) -> None:
+        """Activate; connect the outputs to the system's playback ports and the MIDI source."""
+        client = self._client
+        client.activate()
+        playback = client.get_ports(is_physical=True, is_input=True, is_audio=True)
+        for port, destination in zip(self._outs, playback):
+            try:
+                client.connect(port, destination)
+            except Exception:  # noqa: BLE001 - already connected, or refused: play on
+                pass
+        if self.source is not None and self._midi is not None:
+            client.connect(self.source, self._midi)
+
+    def stop(self) -> None:
+        """Deactivate (silence; the ports go away with :meth:`close`)."""
+        try:
+            self._client.deactivate()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def close(self) -> None:
+        """Close the JACK client (idempotent)."""
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
 def _peak_rss_mib() -> float:
     """This process's peak resident memory since its exec, MiB (``VmHWM``; ``ru_maxrss`` would
     report the instrument's, inherited through fork and exec)."""
@@ -386,7 +527,7 @@ def _peak_rss_mib() -> float:
 
 
 def _child_main(conn, block_name, layout, config_fields, device_fields, sample_rate, block_size, channels,
-                jack_client_name, record, realtime_priority) -> None:  # pragma: no cover - runs in the child
+                jack_client_name, record, realtime_priority, jack_native) -> None:  # pragma: no cover - child
     import os
     import signal
 
@@ -422,9 +563,27 @@ def _child_main(conn, block_name, layout, config_fields, device_fields, sample_r
                 os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(realtime_priority))
             except (AttributeError, OSError):
                 pass
-        if jack_client_name is not None:
-            set_jack_client_name(jack_client_name)
         device = OutputDevice(**device_fields)
+        ready_info = {"device": device.label}
+
+        def record_block(outdata) -> None:
+            if recorder is not None:
+                try:
+                    recorder.push(outdata)
+                except Exception:  # noqa: BLE001 - never let the callback die
+                    pass
+
+        if jack_native is not None:
+            stream = JackStream(side, counters, client_name=jack_native["client_name"], channels=channels,
+                                midi_port=jack_native.get("midi_port"), connect_from=jack_native.get("connect_from"),
+                                on_block=record_block)
+            if stream.samplerate != sample_rate or stream.blocksize != block_size:
+                stream.close()
+                raise ValueError(f"the JACK server runs at {stream.samplerate} Hz with {stream.blocksize}-frame "
+                                 f"periods, not {sample_rate} Hz / {block_size}")
+            ready_info.update(midi_port=stream.midi_port_name, connected_from=stream.source)
+        elif jack_client_name is not None:
+            set_jack_client_name(jack_client_name)
 
         def callback(outdata, frames, time_info, status):
             side.audio_callback(outdata, frames, time_info, status)
@@ -435,17 +594,21 @@ def _child_main(conn, block_name, layout, config_fields, device_fields, sample_r
                 except Exception:  # noqa: BLE001 - never let the callback die
                     pass
 
-        stream = open_output_stream(device, sample_rate=sample_rate, block_size=block_size, channels=channels,
-                                    callback=callback)
+        if jack_native is None:
+            stream = open_output_stream(device, sample_rate=sample_rate, block_size=block_size, channels=channels,
+                                        callback=callback)
         if record is not None:
             from nsynth_live.io.recorder import BlockRecorder
 
             recorder = BlockRecorder(record["path"], sample_rate=sample_rate, channels=channels,
                                      max_block_frames=block_size, ring_blocks=record["ring_blocks"])
-    except (AudioDeviceError, OSError, ValueError) as error:
-        conn.send(("error", str(error)))
+    except LookupError as error:
+        conn.send(("no-midi-port", str(error.args[0]), list(error.args[1]) if len(error.args) > 1 else []))
         return
-    conn.send(("ready", {"device": device.label}))
+    except (AudioDeviceError, OSError, ValueError, RuntimeError) as error:
+        conn.send(("error", f"{type(error).__name__}: {error}" if not isinstance(error, AudioDeviceError) else str(error)))
+        return
+    conn.send(("ready", ready_info))
 
     tables: list = []  # (SharedMemory, table) of mapped caches, oldest first
     started = False

@@ -570,8 +570,11 @@ def onset_frame(audio: np.ndarray, *, start_frame: int, search_frames: int, thre
     return int(start_frame + hits[0]) if hits.size else None
 
 
-INSTRUMENT_MIDI_CLIENT = "nsynth-live"  # rtmidi client of the instrument (run_live.py's MIDI input)
+INSTRUMENT_MIDI_CLIENT = "nsynth-live"  # the instrument's JACK MIDI input (and, on a JACK-only machine, its audio)
 INSTRUMENT_AUDIO_CLIENT = "nsynth-live-audio"  # PortAudio's JACK client (nsynth_live.app.JACK_CLIENT_NAME)
+# the instrument's audio ports: its audio process's own JACK client (nsynth-live:out_N) where MIDI is
+# JACK-only, else PortAudio's (nsynth-live-audio:out_N; --audio-in-process, or an ALSA sequencer)
+INSTRUMENT_AUDIO_PORTS = r"^nsynth-live(-audio)?:out_"
 
 
 def connect_probe_to_instrument(server_name: str, *, capture_seconds: float, settle_seconds: float = 0.3) -> JackProbe:
@@ -584,7 +587,7 @@ def connect_probe_to_instrument(server_name: str, *, capture_seconds: float, set
     """
     probe = JackProbe(server_name=server_name, capture_seconds=capture_seconds)
     midi_ports = probe.ports(f"^{INSTRUMENT_MIDI_CLIENT}:", is_midi=True)
-    audio_ports = sorted(probe.ports(f"^{INSTRUMENT_AUDIO_CLIENT}:out_", is_audio=True))
+    audio_ports = sorted(probe.ports(INSTRUMENT_AUDIO_PORTS, is_audio=True))
     if not midi_ports or len(audio_ports) != 2:
         ports = probe.ports()
         probe.close()
