@@ -79,6 +79,7 @@ def measure(*, model: Path, notes: int, period_frames: int, block_size: int, rea
         "first_sound_latencies_ms": first_sound,
         "first_sound_median_ms": float(np.median(heard_first)) if heard_first else None,
         "first_sound_max_ms": float(np.max(heard_first)) if heard_first else None,
+        "first_sound_jitter_ms": float(np.max(heard_first) - np.min(heard_first)) if heard_first else None,
         "period_frames": period_frames,
         "block_size": block_size,
         "jack_realtime": realtime,
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         cells = ["not heard" if value is None else f"{value:6.1f} ms" for value in (first, latency)]
         print(f"  MIDI {pitch:3d}: {cells[0]:>12}                    {cells[1]:>12}")
     if result["notes_heard"]:
-        print(f"  first sound: median {result['first_sound_median_ms']:.1f} ms, max {result['first_sound_max_ms']:.1f} ms; "
+        print(f"  first sound: median {result['first_sound_median_ms']:.1f} ms, max {result['first_sound_max_ms']:.1f} ms, "
+              f"jitter (max - min) {result['first_sound_jitter_ms']:.1f} ms; "
               f"-20 dB onset: median {result['latency_median_ms']:.1f} ms, p90 {result['latency_p90_ms']:.1f} ms, "
               f"max {result['latency_max_ms']:.1f} ms over {result['notes_heard']} notes "
               + (f"(expected worst case: note-on from the attack cache {result['expected_note_on_ms']:.1f} ms, "
