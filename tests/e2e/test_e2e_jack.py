@@ -304,3 +304,37 @@ def test_play_a_midi_file_live_and_record_it(instrument_model, jack_server, tmp_
     print(f"\n--play live, {instrument_model.name}: {recorded.shape[0] / SAMPLE_RATE:.2f} s recorded, xruns {stats['xrun_count']}, "
           f"underruns {stats['underrun_count']}")
     assert_instrument_kept_time(instrument_model, jack_server, stats, instrument)
+
+
+def test_the_in_process_callback_still_plays_and_records(instrument_model, jack_server, tmp_path):
+    """--audio-in-process (PortAudio's JACK client and the JACK MIDI helper process, the former
+    design kept for comparison) still plays MIDI at pitch and records it. Xruns are only printed:
+    this design shares the GIL with the model's thread (docs/running.md)."""
+    pitches = example_melody(2)
+    messages = note_schedule(pitches, note_seconds=0.5, gap_seconds=0.6)
+    total_seconds = messages[-1][0] + 0.6
+    recording = tmp_path / "in_process.wav"
+    instrument = start_instrument(jack_server, tmp_path, instrument_model, "--no-osc", "--audio-in-process",
+                                  "--record", str(recording))
+    try:
+        probe = connect_probe_to_instrument(jack_server.name, capture_seconds=total_seconds + 1)
+        probe.start(messages)
+        probe.wait_until(total_seconds)
+        audio = probe.captured()[:, 0]
+        sent = probe.sent_frames
+        probe.close()
+    finally:
+        exit_code = instrument.stop()
+    assert exit_code == 0, instrument.output
+    stats = instrument.stats()
+    assert stats["audio_process"] is None and stats["midi_events"] == 2 * len(pitches), stats
+    latencies_ms = note_latencies_ms(audio, sent, SAMPLE_RATE)
+    for index, pitch in enumerate(pitches):
+        assert latencies_ms[index] is not None, f"note {pitch} was not heard"
+        onset = int(sent[2 * index]) + round(latencies_ms[index] * SAMPLE_RATE / 1000.0)
+        f0 = note_f0_hz(audio[onset + int(0.08 * SAMPLE_RATE):int(sent[2 * index + 1])], SAMPLE_RATE)
+        assert abs(cents_between(f0, midi_to_hz(pitch))) <= PITCH_TOLERANCE_CENTS
+    recorded, _ = soundfile.read(recording, dtype="float32")
+    assert np.abs(recorded).max() == pytest.approx(np.abs(audio).max(), rel=0.05)
+    print(f"\n--audio-in-process, {instrument_model.name}: latencies {latencies_ms} ms, xruns {stats['xrun_count']}, "
+          f"underruns {stats['underrun_count']}")
