@@ -35,6 +35,7 @@ from tests.support.jack_session import (
     connect_probe_to_instrument,
     note_latencies_ms,
     note_schedule,
+    play_and_capture,
 )
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
@@ -171,18 +172,7 @@ def test_midi_file_notes_played_live_have_their_pitch_without_xruns(instrument_m
 
     recording = tmp_path / "played.wav"
     instrument = start_instrument(jack_server, tmp_path, instrument_model, "--no-osc", "--record", str(recording))
-    try:
-        probe = connect_probe_to_instrument(jack_server.name, capture_seconds=total_seconds + 1)
-        xruns_before = probe.xrun_count
-        probe.start(messages)
-        probe.wait_until(total_seconds)
-        jack_xruns = probe.xrun_count - xruns_before
-        audio = probe.captured()[:, 0]
-        sent = probe.sent_frames
-        probe.close()
-    finally:
-        exit_code = instrument.stop()
-    assert exit_code == 0, instrument.output
+    audio, sent, jack_xruns = play_and_capture(instrument, jack_server.name, messages, total_seconds)
     stats = instrument.stats()
 
     latencies_ms = note_latencies_ms(audio, sent, SAMPLE_RATE)
@@ -316,16 +306,7 @@ def test_the_in_process_callback_still_plays_and_records(instrument_model, jack_
     recording = tmp_path / "in_process.wav"
     instrument = start_instrument(jack_server, tmp_path, instrument_model, "--no-osc", "--audio-in-process",
                                   "--record", str(recording))
-    try:
-        probe = connect_probe_to_instrument(jack_server.name, capture_seconds=total_seconds + 1)
-        probe.start(messages)
-        probe.wait_until(total_seconds)
-        audio = probe.captured()[:, 0]
-        sent = probe.sent_frames
-        probe.close()
-    finally:
-        exit_code = instrument.stop()
-    assert exit_code == 0, instrument.output
+    audio, sent, _ = play_and_capture(instrument, jack_server.name, messages, total_seconds)
     stats = instrument.stats()
     assert stats["audio_process"] is None and stats["midi_events"] == 2 * len(pitches), stats
     latencies_ms = note_latencies_ms(audio, sent, SAMPLE_RATE)

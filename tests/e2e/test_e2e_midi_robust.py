@@ -25,7 +25,7 @@ from nsynth_live.engine.midi import INITIAL_PARSER_STATE, parse_midi_bytes
 from tests.support.jack_session import (
     InstrumentProcess,
     JackServer,
-    connect_probe_to_instrument,
+    play_and_capture,
 )
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
@@ -52,15 +52,10 @@ def play_through_instrument(server: JackServer, tmp_path, messages, total_second
     try:
         ready = instrument.wait_ready()
         assert ready["midi_api"] == "JACK", instrument.output
-        probe = connect_probe_to_instrument(server.name, capture_seconds=total_seconds + 1)
-        probe.start(messages)
-        probe.wait_until(total_seconds)
-        audio = probe.captured()[:, 0]
-        sent = probe.sent_frames
-        probe.close()
-    finally:
-        exit_code = instrument.stop()
-    assert exit_code == 0, instrument.output
+    except BaseException:
+        instrument.stop()
+        raise
+    audio, sent, _ = play_and_capture(instrument, server.name, messages, total_seconds)
     assert (sent >= 0).all(), "the probe did not send every event"
     return audio, sent, instrument.stats()
 

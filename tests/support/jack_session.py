@@ -599,6 +599,35 @@ def connect_probe_to_instrument(server_name: str, *, capture_seconds: float, set
     return probe
 
 
+def play_and_capture(instrument: "InstrumentProcess", server_name: str, messages, total_seconds: float
+                     ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Send ``messages`` to a ready instrument and record its left output, then stop it.
+
+    Returns
+    -------
+    (audio, sent_frames, jack_xruns)
+        The capture's first channel, each message's frame, and the xruns the probe saw meanwhile.
+
+    Raises
+    ------
+    AssertionError
+        If the instrument did not exit with code 0 (its output in the message).
+    """
+    try:
+        probe = connect_probe_to_instrument(server_name, capture_seconds=total_seconds + 1)
+        xruns_before = probe.xrun_count
+        probe.start(messages)
+        probe.wait_until(total_seconds)
+        jack_xruns = probe.xrun_count - xruns_before
+        audio = probe.captured()[:, 0]
+        sent = probe.sent_frames
+        probe.close()
+    finally:
+        exit_code = instrument.stop()
+    assert exit_code == 0, instrument.output
+    return audio, sent, jack_xruns
+
+
 def note_schedule(pitches: Sequence[int], *, note_seconds: float, gap_seconds: float, lead_seconds: float = 0.3,
                   velocity: int = 100) -> list[tuple[float, list[int]]]:
     """Note-on / note-off messages (channel 1) for a sequence of separated notes.
