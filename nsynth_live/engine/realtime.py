@@ -50,18 +50,7 @@ from nsynth_live.engine.callback import (
     CallbackConfig,
     CallbackSide,
 )
-from nsynth_live.engine.events import (
-    AllNotesOff,
-    AllSoundOff,
-    ControlChange,
-    EventBatch,
-    NoteOff,
-    NoteOn,
-    ProgramChange,
-)
-
-# events that go through the callback (it tracks the pedal and note state of its attacks)
-CALLBACK_EVENT_TYPES = (NoteOn, NoteOff, ControlChange, ProgramChange, AllNotesOff, AllSoundOff)
+from nsynth_live.engine.events import EventBatch
 
 logger = logging.getLogger(__name__)
 
@@ -139,11 +128,10 @@ class RealtimeRunner:
             raise ValueError(f"cache_cpu_share must be in (0, 1], got {cache_cpu_share!r}")
         self.cache_cpu_share = float(cache_cpu_share)
         self.cache_builds_aborted = 0
-        self._sample_origin = engine.sample_position  # model sample of ring frame 0
-        self._ratio = engine.output_sample_rate / engine.spec.sample_rate
         # hops the cached attack plays alone: the engine must see the note before rendering the
         # hand-over; it may be a full ring plus the hop it is rendering ahead of the callback
-        reach = self.target_fill_frames + engine.max_hop_frames + block_size + 2 * self._ratio
+        ratio = engine.output_sample_rate / engine.spec.sample_rate
+        reach = self.target_fill_frames + engine.max_hop_frames + block_size + 2 * ratio
         self.handoff_hops = int(math.ceil(reach / engine.nominal_hop_frames)) + 1
         self._cache: AttackCache | None = None
         self._caches_by_id: dict = {}  # the caches the callback may still name (remote audio)
@@ -337,7 +325,7 @@ class RealtimeRunner:
             self.engine.post(event)
         while self._osc_batches:
             for event in self._osc_batches.popleft().take():
-                if not (isinstance(event, CALLBACK_EVENT_TYPES) and self.link.send_event(event)):
+                if not self.link.send_event(event):  # the queue carries note events only
                     self.engine.post(event)
 
     def _write(self, block: np.ndarray) -> None:
