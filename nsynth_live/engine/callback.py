@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nsynth_live.engine.master_bus import soft_clip
+from nsynth_live.engine.voices import release_factor_per_sample
 from nsynth_live.engine.events import (
     CC_RESET_ALL_CONTROLLERS,
     CC_SUSTAIN_PEDAL,
@@ -48,7 +49,7 @@ from nsynth_live.engine.events import (
 )
 
 # counters (int64)
-C_WRITE, C_READ, C_XRUNS, C_UNDERRUNS, C_ERRORS, C_CACHED, C_UNCACHED, C_ALIVE, C_MIDI_MESSAGES, C_MIDI_EVENTS = range(10)
+C_WRITE, C_READ, C_XRUNS, C_UNDERRUNS, C_ERRORS, C_CACHED, C_UNCACHED, C_MIDI_MESSAGES, C_MIDI_EVENTS = range(9)
 N_COUNTERS = 12
 # scalars (float64)
 S_MASTER_GAIN, S_RELEASE_SECONDS = range(2)
@@ -229,8 +230,9 @@ class CallbackSide:
             if self._attacks and n > 0:  # over the frames the ring had: attacks stay aligned with it
                 self._mix_attacks(now, n)
                 outdata[:n] += self._mix[:n, None]
-                if float(np.max(np.abs(outdata))) > self.config.limiter_knee:
-                    outdata[:] = soft_clip(outdata, self.config.limiter_knee)
+                clipped = soft_clip(outdata, self.config.limiter_knee)  # ``outdata`` itself when below
+                if clipped is not outdata:
+                    outdata[:] = clipped
             counters[C_READ] = now + n
         except Exception:
             counters[C_ERRORS] += 1
@@ -352,8 +354,8 @@ class CallbackSide:
                     t = np.arange(a0, a1, dtype=np.float64)
                     if release_from >= 0:
                         if release is None:
-                            release = 10.0 ** (-3.0 / (self.scalars[S_RELEASE_SECONDS]
-                                                       * self.config.output_sample_rate))
+                            release = release_factor_per_sample(float(self.scalars[S_RELEASE_SECONDS]),
+                                                                self.config.output_sample_rate)
                         segment = segment * release ** np.maximum(t - release_from, 0.0)
                     if kill_from >= 0:
                         segment = segment * np.clip(1.0 - (t - kill_from) / kill_frames, 0.0, 1.0)

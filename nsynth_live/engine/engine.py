@@ -54,6 +54,7 @@ from nsynth_live.engine.voices import (  # noqa: F401 - phases re-exported for t
     SUSTAINED,
     free_slot,
     hop_envelope,
+    release_factor_per_sample,
     steal_victim,
 )
 from nsynth_live.engine.resample import make_resampler
@@ -329,7 +330,7 @@ class Engine:
 
     def release_per_sample(self) -> float:
         """Per-sample factor of the preset's exponential release at the model rate."""
-        return 10.0 ** (-3.0 / (self.preset.release_seconds * self.spec.sample_rate))
+        return release_factor_per_sample(self.preset.release_seconds, self.spec.sample_rate)
 
     @property
     def xy(self) -> tuple[float, float]:
@@ -420,8 +421,7 @@ class Engine:
 
     def _release_factor_for(self, preset: Preset) -> np.ndarray:
         # exponential release: -60 dB after release_seconds; factor ** n for n = 1..hop
-        per_sample = 10.0 ** (-3.0 / (preset.release_seconds * self.spec.sample_rate))
-        return per_sample ** self._n
+        return release_factor_per_sample(preset.release_seconds, self.spec.sample_rate) ** self._n
 
     def _blend(self, xy) -> np.ndarray:
         """Bilinear blend of the 4 corners at (x, y): weights of (0,0), (1,0), (0,1), (1,1)."""

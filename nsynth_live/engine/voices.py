@@ -18,6 +18,12 @@ LOGICAL_PHASES = (HELD, SUSTAINED, RELEASED)  # phases that count against max_vo
 STEAL_RANK = {RELEASED: 0, SUSTAINED: 1, HELD: 2}  # stolen first: released, then sustained, then held
 
 
+def release_factor_per_sample(release_seconds: float, sample_rate: float) -> float:
+    """Per-sample gain of the exponential release: -60 dB after ``release_seconds`` at
+    ``sample_rate`` Hz (``factor ** n`` after n samples)."""
+    return 10.0 ** (-3.0 / (release_seconds * sample_rate))
+
+
 def steal_victim(phase: np.ndarray, sounded: np.ndarray, order: np.ndarray, slots: np.ndarray) -> int:
     """The voice a new note replaces when ``max_voices`` play (Vital's order).
 
