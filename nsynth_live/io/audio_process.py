@@ -33,7 +33,18 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from nsynth_live.engine.callback import N_COUNTERS, N_SCALARS, C_ALIVE, CallbackConfig
+from nsynth_live.engine.callback import C_MIDI_EVENTS, C_MIDI_MESSAGES, C_XRUNS, N_COUNTERS, N_SCALARS, CallbackConfig
+from nsynth_live.engine.events import (
+    AllNotesOff,
+    AllSoundOff,
+    CachedNoteOn,
+    ControlChange,
+    NoteOff,
+    NoteOn,
+    ProgramChange,
+    ReleaseAttack,
+    Timed,
+)
 
 QUEUE_RECORDS = 8192  # records per queue (a 128-key chord is 128)
 RECORD_FIELDS = 6
@@ -55,10 +66,6 @@ class MidiPortNotFound(LookupError):
 
 def encode_event(event) -> tuple | None:
     """An event as a queue record ``(kind, a, b, c, d, e)``; None for events the queues do not carry."""
-    from nsynth_live.engine.events import (
-        AllNotesOff, AllSoundOff, CachedNoteOn, ControlChange, NoteOff, NoteOn, ProgramChange, ReleaseAttack, Timed,
-    )
-
     if isinstance(event, NoteOn):
         return (K_NOTE_ON, event.pitch_midi, event.velocity, 0, 0, 0)
     if isinstance(event, NoteOff):
@@ -81,10 +88,6 @@ def encode_event(event) -> tuple | None:
 
 def decode_event(record, caches_by_id: dict | None = None):
     """The event of a queue record (None for an unknown kind or a cache no longer known)."""
-    from nsynth_live.engine.events import (
-        AllNotesOff, AllSoundOff, CachedNoteOn, ControlChange, NoteOff, NoteOn, ProgramChange, ReleaseAttack, Timed,
-    )
-
     kind, a, b, c, d, e = (int(v) for v in record)
     if kind == K_NOTE_ON:
         return NoteOn(a, b)
@@ -205,7 +208,6 @@ class AudioProcess:
     def __init__(self, config: CallbackConfig, *, device, sample_rate: int, block_size: int, channels: int,
                  jack_client_name: str | None = None, record: dict | None = None,
                  realtime_priority: int | None = None, jack_native: dict | None = None) -> None:
-        self.config = config
         layout = _layout(config)
         self._views: dict = {}
         self._cache_blocks: list = []  # (cache_id, SharedMemory), oldest first
@@ -350,15 +352,11 @@ class AudioProcess:
     @property
     def midi_messages(self) -> int:
         """JACK MIDI events the child's client received (``jack_native`` with a MIDI port)."""
-        from nsynth_live.engine.callback import C_MIDI_MESSAGES
-
         return int(self.counters[C_MIDI_MESSAGES]) if self.counters is not None else 0
 
     @property
     def midi_events(self) -> int:
         """Engine events parsed from them."""
-        from nsynth_live.engine.callback import C_MIDI_EVENTS
-
         return int(self.counters[C_MIDI_EVENTS]) if self.counters is not None else 0
 
     @property
@@ -431,18 +429,12 @@ class JackStream:
                  connect_from: str | None, on_block=None) -> None:
         import jack
 
-        from nsynth_live.engine.callback import C_ALIVE, C_MIDI_EVENTS, C_MIDI_MESSAGES, C_XRUNS
         from nsynth_live.engine.midi import MidiStreamParser
+        from nsynth_live.io.midi_in import find_jack_midi_output
 
         self._client = client = jack.Client(client_name, no_start_server=True)
         try:
-            self.source = None
-            if connect_from is not None:
-                outputs = [p.name for p in client.get_ports(is_midi=True, is_output=True)]
-                matches = [name for name in outputs if connect_from.lower() in name.lower()]
-                if not matches:
-                    raise LookupError(f"no JACK MIDI output matches {connect_from!r}", outputs)
-                self.source = matches[0]
+            self.source = None if connect_from is None else find_jack_midi_output(client, connect_from)
             self._outs = [client.outports.register(f"out_{i}") for i in range(channels)]
             self._midi = client.midi_inports.register(midi_port) if midi_port else None
         except BaseException:
@@ -467,7 +459,6 @@ class JackStream:
                 side.audio_callback(out, frames, None, 0)
                 for channel, port in enumerate(outs):
                     port.get_array()[:] = out[:, channel]
-                counters[C_ALIVE] += 1
                 if on_block is not None:
                     on_block(out)
             except Exception:  # noqa: BLE001 - JACK-Client would stop calling us
@@ -587,7 +578,6 @@ def _child_main(conn, block_name, layout, config_fields, device_fields, sample_r
 
         def callback(outdata, frames, time_info, status):
             side.audio_callback(outdata, frames, time_info, status)
-            counters[C_ALIVE] += 1
             if recorder is not None:
                 try:
                     recorder.push(outdata)

@@ -176,6 +176,22 @@ def make_midi_callback(
     return callback
 
 
+def find_jack_midi_output(client, pattern: str) -> str:
+    """Full name of the first JACK MIDI output port whose name contains ``pattern``
+    (case-insensitive), as ``client`` (a ``jack.Client``) sees the graph.
+
+    Raises
+    ------
+    LookupError
+        If none matches; ``args[1]`` lists the MIDI output ports.
+    """
+    outputs = [p.name for p in client.get_ports(is_midi=True, is_output=True)]
+    matches = [name for name in outputs if pattern.lower() in name.lower()]
+    if not matches:
+        raise LookupError(f"no JACK MIDI output matches {pattern!r}", outputs)
+    return matches[0]
+
+
 class JackMidiPort:
     """A JACK client with one MIDI input port, read in the JACK process callback (JACK-Client).
 
@@ -221,11 +237,7 @@ class JackMidiPort:
         try:
             source = None
             if connect_from_matching is not None:
-                outputs = [p.name for p in self._client.get_ports(is_midi=True, is_output=True)]
-                matches = [name for name in outputs if connect_from_matching.lower() in name.lower()]
-                if not matches:
-                    raise LookupError(f"no JACK MIDI output matches {connect_from_matching!r}", outputs)
-                source = matches[0]
+                source = find_jack_midi_output(self._client, connect_from_matching)
             self._port = self._client.midi_inports.register(port_name)
             self.port_name = self._port.name
             self._client.set_process_callback(self._process)
