@@ -9,7 +9,9 @@ Usage (from the repository root, with music21 installed, e.g. ``pip install -e .
     python examples/make_example_midi.py [--output examples/bach_bwv66_6.mid] [--force]
 
 The notes are kept as written (MIDI 42-76, inside the model's 36-84); the script checks that range
-and refuses to write a file with notes outside it.
+and refuses to write a file with notes outside it. music21 starts every track with a General MIDI
+program change (program 0, "piano"); the script removes them, because the instrument reads program
+changes as preset changes (program 0 would select the first preset by name, not ``--preset``).
 """
 
 from __future__ import annotations
@@ -71,12 +73,34 @@ def write_example_midi(*, output_path: Path, force: bool = False) -> tuple[int, 
     os.close(fd)
     try:
         score.write("midi", fp=tmp_name)
+        strip_program_changes(Path(tmp_name))
         os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; the example is an ordinary readable file
         os.replace(tmp_name, output_path)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
     return lowest, highest
+
+
+def strip_program_changes(path: Path) -> int:
+    """Remove the program change messages of a MIDI file in place (their delta times go to the next
+    message, so every other message keeps its time); returns how many were removed."""
+    import mido
+
+    midi = mido.MidiFile(str(path))
+    removed = 0
+    for track in midi.tracks:
+        kept, carry = [], 0
+        for message in track:
+            if message.type == "program_change":
+                carry += message.time
+                removed += 1
+                continue
+            kept.append(message.copy(time=message.time + carry))
+            carry = 0
+        track[:] = kept
+    midi.save(str(path))
+    return removed
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     files = parser.add_argument_group("files")
     files.add_argument("--play", type=Path, metavar="FILE.mid", help="play a MIDI file through the instrument")
     files.add_argument("--record", type=Path, metavar="OUT.wav", help="write what was played to a WAV file")
+    files.add_argument("--automation", type=Path, metavar="FILE.csv",
+                       help="move XY along 'time,x,y' rows while --play plays (linear between rows; "
+                       "format in docs/midi.md)")
+    files.add_argument("--ignore-program-changes", action="store_true",
+                       help="do not let --play's program changes switch presets (a General MIDI file's "
+                       "programs name GM instruments, not presets)")
     files.add_argument("--offline", action="store_true",
                        help="render --play to --record faster than real time, no audio device")
     files.add_argument("--force", action="store_true", help="overwrite --record / --stats-json if they exist")
@@ -166,8 +172,9 @@ def load_preset_or_explain(name: str):
         raise AppError(message) from error
 
 
-def load_midi_events_or_explain(path: Path) -> list:
-    """Timed events of a MIDI file, or a clear error."""
+def load_midi_events_or_explain(path: Path, *, ignore_program_changes: bool = False) -> list:
+    """Timed events of a MIDI file, or a clear error. Its program changes select presets as they
+    do live (program N: the N-th preset by name) unless ``ignore_program_changes``."""
     from nsynth_live.render.offline import MidiFileError, midi_file_events
 
     if not path.is_file():
@@ -176,15 +183,10 @@ def load_midi_events_or_explain(path: Path) -> list:
         events = list(midi_file_events(path))
     except MidiFileError as error:
         raise AppError(str(error)) from error
-    # A file's program changes name General MIDI instruments, not our presets: played as they are,
-    # they would replace the --preset the user chose (program 0 -> the first preset by name).
-    from nsynth_live.engine.events import ProgramChange
+    if ignore_program_changes:
+        from nsynth_live.engine.events import ProgramChange
 
-    kept = [(time_seconds, event) for time_seconds, event in events if not isinstance(event, ProgramChange)]
-    if len(kept) != len(events):
-        print(f"nsynth-live: ignoring {len(events) - len(kept)} program change(s) in {path} "
-              "(General MIDI programs are not presets; choose one with --preset)", flush=True)
-    events = kept
+        events = [(time_seconds, event) for time_seconds, event in events if not isinstance(event, ProgramChange)]
     if not events:
         raise AppError(f"MIDI file {path} has no notes to play")
     return events
@@ -323,6 +325,15 @@ class _Setup:
     args: argparse.Namespace
     preset: Any
     events: list | None
+    automation: Any = None  # (rows, 3) time, x, y of --automation
+
+    def timed_events(self, engine) -> list | None:
+        """``--play``'s events with ``--automation``'s XY moves on the engine's hop grid."""
+        if self.events is None or self.automation is None:
+            return self.events
+        from nsynth_live.render.automation import automation_events
+
+        return self.events + automation_events(self.automation, hop_seconds=engine.hop_seconds)
 
 
 def _latency_lines(engine, block_size: int, runner=None) -> tuple[str, dict]:
@@ -375,7 +386,8 @@ def run_offline(setup: _Setup, out_path: Path, *, reason: str) -> dict:
     startup_seconds = time.perf_counter() - _IMPORTED_AT
     print(f"nsynth-live: rendering {args.play} offline ({reason}) at {sample_rate} Hz ...", flush=True)
     started = time.perf_counter()
-    audio = render_events(engine, setup.events, tail_seconds=TAIL_SECONDS, progress=sys.stderr.isatty())
+    audio = render_events(engine, setup.timed_events(engine), tail_seconds=TAIL_SECONDS,
+                          progress=sys.stderr.isatty())
     elapsed = time.perf_counter() - started
     # float WAV like --record (no clipping of peaks above 0 dBFS); --force was checked up front
     write_wav_atomic(out_path, audio, sample_rate=sample_rate, force=True, subtype="FLOAT")
@@ -646,7 +658,7 @@ class LiveSession:
         args = self.args
         deadline = None if args.duration is None else self.started + args.duration
         if self.setup.events is not None:
-            self.player = EventPlayer(self.setup.events, self.runner.post)
+            self.player = EventPlayer(self.setup.timed_events(self.engine), self.runner.post)
             self.player.start()
             if deadline is None:
                 deadline = self.started + self.player.duration_seconds + TAIL_SECONDS
@@ -823,11 +835,22 @@ def _prepare(args: argparse.Namespace) -> _Setup:
     _check_writable(args.stats_json, force=args.force, what="--stats-json file")
     if args.record is not None and args.record.suffix.lower() != ".wav":
         raise AppError(f"--record writes WAV files; got {args.record} (use a .wav name)")
-    events = load_midi_events_or_explain(args.play) if args.play is not None else None
+    events = (load_midi_events_or_explain(args.play, ignore_program_changes=args.ignore_program_changes)
+              if args.play is not None else None)
+    automation = None
+    if args.automation is not None:
+        from nsynth_live.render.automation import AutomationError, read_automation_csv
+
+        if args.play is None:
+            raise AppError("--automation moves XY while a file plays: add --play FILE.mid")
+        try:
+            automation = read_automation_csv(args.automation)
+        except AutomationError as error:
+            raise AppError(str(error)) from error
     preset = load_preset_or_explain(args.preset)
     if args.bank is None and preset.bank:
         args.bank = Path(preset.bank)
-    return _Setup(args=args, preset=preset, events=events)
+    return _Setup(args=args, preset=preset, events=events, automation=automation)
 
 
 def _run(args: argparse.Namespace, stop: _StopRequest) -> dict:

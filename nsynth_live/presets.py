@@ -13,6 +13,13 @@ A preset file ``presets/<name>.toml`` (format version 1)::
     release_seconds = 0.5             # release time to -60 dB after note-off
     gain_db = -6.0                    # master gain
 
+    [controls]                        # optional; these are the defaults (docs/midi.md)
+    x_cc = 12                         # controller that moves X (0..31: 14-bit with CC x_cc + 32)
+    y_cc = 13                         # controller that moves Y (CC 45 is its LSB)
+    mod_wheel = "brightness"          # CC 1: "x", "y", "brightness", "gain" or "none"
+    aftertouch = "none"               # channel pressure: the same choices
+    bend_range = 2.0                  # pitch bend range in semitones until an RPN 0 changes it
+
 A preset may name a bank rendered by ``export/render_bank.py`` instead of corner instruments::
 
     bank = "../out/banks/default"     # a bank folder, relative to the presets directory (or absolute)
@@ -31,6 +38,7 @@ filesystem outside the presets directory.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import tomllib
@@ -42,6 +50,11 @@ DEFAULT_PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEFAULT_PRESET_NAME = "default"
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 RELEASE_SECONDS_RANGE = (0.01, 4.0)  # s
+CONTROL_TARGETS = ("x", "y", "brightness", "gain", "none")
+BEND_RANGE_MAX_SEMITONES = 24.0  # the per-voice resampler reads at most 4x faster (engine.pitch_bend)
+# controllers an XY mapping may not take: bank select, data entry, volume, their LSBs, the pedals,
+# (N)RPN selection and the channel mode messages (MIDI 1.0 spec, table III)
+_RESERVED_CCS = frozenset({0, 6, 7, 32, 38, 39, 64, 65, 66, 67, 96, 97, 98, 99, 100, 101}) | frozenset(range(120, 128))
 GAIN_DB_RANGE = (-60.0, 12.0)  # dB
 CORNER_ORDER = ((0, 0), (1, 0), (0, 1), (1, 1))  # (x, y) of corners[0..3]
 BANK_CORNER_NAMES = ("x0y0", "x1y0", "x0y1", "x1y1")  # a bank's corners: the pad's own (runtime.bank_player)
@@ -49,6 +62,59 @@ BANK_CORNER_NAMES = ("x0y0", "x1y0", "x0y1", "x1y1")  # a bank's corners: the pa
 
 class PresetError(ValueError):
     """A preset is unknown, refused, unreadable or invalid (the message says which and why)."""
+
+
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Controls:
+    """How a preset maps MIDI controllers (``[controls]`` in its file; ``docs/midi.md``).
+
+    Attributes
+    ----------
+    x_cc, y_cc : int
+        Controllers that move the pad's X and Y (0..127 -> 0..1), or -1 for none. A controller
+        0..31 is read as 14 bits once its LSB (``cc + 32``: CC 44 and 45 for the defaults 12 and
+        13) has been received.
+    mod_wheel, aftertouch : str
+        What CC 1 and channel pressure drive: ``"x"``, ``"y"``, ``"brightness"`` (a high shelf
+        up to +12 dB), ``"gain"`` (up to +6 dB) or ``"none"``.
+    bend_range : float
+        Pitch bend range in semitones (0..24) until an RPN 0 message sets a channel's own.
+
+    Raises
+    ------
+    PresetError
+        A controller that is reserved, out of range or used twice; an unknown target.
+    """
+
+    x_cc: int = 12
+    y_cc: int = 13
+    mod_wheel: str = "brightness"
+    aftertouch: str = "none"
+    bend_range: float = 2.0
+
+    def __post_init__(self):
+        for name in ("x_cc", "y_cc"):
+            cc = getattr(self, name)
+            if isinstance(cc, bool) or not isinstance(cc, int) or not (cc == -1 or 1 <= cc <= 119) \
+                    or cc in _RESERVED_CCS:
+                raise PresetError(f"controls.{name} must be -1 (none) or a controller 1..119 other than "
+                                  f"{sorted(c for c in _RESERVED_CCS if c < 120)}, got {cc!r}")
+        if self.x_cc == self.y_cc and self.x_cc != -1:
+            raise PresetError(f"controls.x_cc and controls.y_cc are both {self.x_cc}")
+        for name in ("mod_wheel", "aftertouch"):
+            if getattr(self, name) not in CONTROL_TARGETS:
+                raise PresetError(f"controls.{name} must be one of {', '.join(CONTROL_TARGETS)}, "
+                                  f"got {getattr(self, name)!r}")
+        if 1 in (self.x_cc, self.y_cc) and self.mod_wheel != "none":
+            raise PresetError("controls: CC 1 is the mod wheel; set mod_wheel = \"none\" to use it for x_cc or y_cc")
+        if not _is_number(self.bend_range) or not 0.0 <= self.bend_range <= BEND_RANGE_MAX_SEMITONES:
+            raise PresetError(f"controls.bend_range must be in [0, {BEND_RANGE_MAX_SEMITONES:g}] semitones, "
+                              f"got {self.bend_range!r}")
+        object.__setattr__(self, "bend_range", float(self.bend_range))
 
 
 @dataclass(frozen=True)
@@ -71,6 +137,8 @@ class Preset:
         Free text.
     bank : str
         Absolute path of the bank folder the preset plays ("" when it plays the model).
+    controls : Controls
+        MIDI controller mapping.
     """
 
     name: str
@@ -80,6 +148,7 @@ class Preset:
     gain_db: float = -6.0
     description: str = ""
     bank: str = ""
+    controls: Controls = Controls()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME_PATTERN.fullmatch(self.name):
@@ -108,10 +177,8 @@ class Preset:
             raise PresetError(f"preset {self.name!r}: description must be a string")
         if not isinstance(self.bank, str):
             raise PresetError(f"preset {self.name!r}: bank must be the path of a bank folder, got {self.bank!r}")
-
-
-def _is_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        if not isinstance(self.controls, Controls):
+            raise PresetError(f"preset {self.name!r}: controls must be a Controls, got {self.controls!r}")
 
 
 def list_presets(*, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> list[str]:
@@ -170,7 +237,8 @@ def load_preset(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> 
     if version != PRESET_FORMAT_VERSION:
         raise PresetError(f"preset file {path} has format_version {version!r}; this version of "
                           f"nsynth-live reads format_version {PRESET_FORMAT_VERSION} only")
-    known = {"format_version", "name", "description", "corners", "xy", "release_seconds", "gain_db", "bank"}
+    known = {"format_version", "name", "description", "corners", "xy", "release_seconds", "gain_db", "bank",
+             "controls"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise PresetError(f"preset file {path}: unknown keys {unknown}; valid keys: {sorted(known)}")
@@ -185,7 +253,15 @@ def load_preset(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> 
     if "corners" not in data and not bank:
         raise PresetError(f"preset file {path}: missing 'corners' (4 instrument names) or 'bank' (a bank folder)")
     corners = data.get("corners", BANK_CORNER_NAMES)
+    table = data.get("controls", {})
+    if not isinstance(table, dict):
+        raise PresetError(f"preset file {path}: controls must be a table ([controls]), got {table!r}")
+    fields = {f.name for f in dataclasses.fields(Controls)}
+    unknown = sorted(set(table) - fields)
+    if unknown:
+        raise PresetError(f"preset file {path}: unknown keys in [controls] {unknown}; valid keys: {sorted(fields)}")
     try:
+        controls = Controls(**table)
         return Preset(
             name=name,
             corners=corners,
@@ -194,6 +270,7 @@ def load_preset(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> 
             release_seconds=data.get("release_seconds", 0.5),
             gain_db=data.get("gain_db", -6.0),
             description=data.get("description", ""),
+            controls=controls,
         )
     except PresetError as error:
         raise PresetError(f"preset file {path}: {error}") from error

@@ -4,7 +4,8 @@ API summary (a contract with ``nsynth_live.io`` and ``run_live.py``)
 --------------------------------------------------------------------
 Events (:mod:`nsynth_live.engine.events`), frozen dataclasses::
 
-    NoteOn(pitch_midi, velocity)   NoteOff(pitch_midi)   ControlChange(controller, value)
+    NoteOn(pitch_midi, velocity, channel=0)   NoteOff(pitch_midi)   ControlChange(controller, value, channel=0)
+    PitchBend(value, channel=0)    ChannelPressure(value, channel=0)
     ProgramChange(program)         SetXY(x, y)  SetX(x)  SetY(y)   SelectPreset(name)
     AllNotesOff()                  AllSoundOff()         # + MIDI constants NOTE_ON = 0x90, ...
 
@@ -38,10 +39,12 @@ from nsynth_live.engine.engine import Engine, EngineConfig, LatencyReport, Susta
 from nsynth_live.engine.events import (
     AllNotesOff,
     AllSoundOff,
+    ChannelPressure,
     ControlChange,
     Event,
     NoteOff,
     NoteOn,
+    PitchBend,
     ProgramChange,
     SelectPreset,
     SetX,
@@ -53,8 +56,8 @@ from nsynth_live.engine.osc import OSC_ADDRESS_SPACE, osc_address_space_markdown
 from nsynth_live.engine.realtime import RealtimeRunner
 
 __all__ = [
-    "AllNotesOff", "AllSoundOff", "ControlChange", "Engine", "EngineConfig", "Event",
-    "LatencyReport", "NoteOff", "NoteOn", "OSC_ADDRESS_SPACE", "ProgramChange", "RealtimeRunner",
+    "AllNotesOff", "AllSoundOff", "ChannelPressure", "ControlChange", "Engine", "EngineConfig", "Event",
+    "LatencyReport", "NoteOff", "NoteOn", "OSC_ADDRESS_SPACE", "PitchBend", "ProgramChange", "RealtimeRunner",
     "SelectPreset", "SetX", "SetXY", "SetY", "SustainLoop", "osc_address_space_markdown",
     "parse_midi_message", "route_osc",
 ]

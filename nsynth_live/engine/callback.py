@@ -36,6 +36,7 @@ from nsynth_live.engine.voices import release_factor_per_sample
 from nsynth_live.engine.events import (
     CC_RESET_ALL_CONTROLLERS,
     CC_SUSTAIN_PEDAL,
+    PITCH_BEND_CENTER,
     SUSTAIN_ON_THRESHOLD,
     AllNotesOff,
     AllSoundOff,
@@ -44,6 +45,7 @@ from nsynth_live.engine.events import (
     EventBatch,
     NoteOff,
     NoteOn,
+    PitchBend,
     ReleaseAttack,
     Timed,
 )
@@ -168,6 +170,7 @@ class CallbackSide:
         self._block_ramp = np.arange(config.capacity_frames, dtype=np.int64)
         self._mix = np.zeros(config.capacity_frames, dtype=np.float32)
         self._sustain_down = False
+        self._bent = np.zeros(16, dtype=bool)  # channels whose pitch bend is off centre
 
     # ------------------------------------------------------------------ producer-facing
     def post(self, event, offset: int = 0) -> None:
@@ -255,7 +258,8 @@ class CallbackSide:
             cache = self.cache
             key = event.pitch_midi
             pitch = model_pitch_for_key(key, config.pitch_min_midi, config.pitch_max_midi, config.out_of_range)
-            if cache is None or pitch is None:
+            if cache is None or pitch is None or self._bent[event.channel]:
+                # (the cache holds unbent attacks: a note on a bent channel waits for the engine)
                 self.counters[C_UNCACHED] += 1
                 self.to_engine(event)
                 return
@@ -275,8 +279,8 @@ class CallbackSide:
             self._attacks.append(record)
             records.append(record)
             velocity = float(cache.velocities[row % cache.velocities.size])
-            self.to_engine(Timed(CachedNoteOn(key=key, pitch_midi=pitch, velocity=velocity, cache=cache, row=row),
-                                 at_sample))
+            self.to_engine(Timed(CachedNoteOn(key=key, pitch_midi=pitch, velocity=velocity, cache=cache, row=row,
+                                              channel=event.channel), at_sample))
             self.counters[C_CACHED] += 1
             return
         if isinstance(event, NoteOff):
@@ -297,6 +301,9 @@ class CallbackSide:
                 self._sustain_down = event.value >= SUSTAIN_ON_THRESHOLD
             elif event.controller == CC_RESET_ALL_CONTROLLERS:
                 self._sustain_down = False
+                self._bent[event.channel] = False
+        elif isinstance(event, PitchBend):
+            self._bent[event.channel] = event.value != PITCH_BEND_CENTER
         self.to_engine(event)
 
     def _release_attacks(self, key: int, now: int) -> bool:

@@ -30,9 +30,11 @@ from nsynth_live.engine.events import (
     AllNotesOff,
     AllSoundOff,
     CachedNoteOn,
+    ChannelPressure,
     ControlChange,
     NoteOff,
     NoteOn,
+    PitchBend,
     ProgramChange,
     ReleaseAttack,
     SelectPreset,
@@ -42,6 +44,9 @@ from nsynth_live.engine.events import (
     Timed,
 )
 from nsynth_live.engine.callback import model_pitch_for_key
+from nsynth_live.engine.controllers import ControllerState
+from nsynth_live.engine.expression import Expression
+from nsynth_live.engine.pitch_bend import MAX_RATIO, VoiceResampler
 from nsynth_live.engine.master_bus import MasterBus, soft_clip
 from nsynth_live.engine.morph import EmbeddingMorph
 from nsynth_live.engine.sustain_loop import SustainLoop, crossfade_norm
@@ -293,6 +298,8 @@ class Engine:
         self._pending = np.zeros(hop, dtype=np.float64)  # carries of voices freed in the last hop
         self._handoff = np.zeros(n_slots, dtype=bool)  # continuation of a cached attack: fade in this hop
         self._handoff_ramp = self._n / hop
+        self._channel = np.zeros(n_slots, dtype=np.int64)  # MIDI channel of the voice's note-on
+        self._bend = VoiceResampler(n_slots, hop)  # per-voice pitch bend (engine/pitch_bend.py)
         self.late_handoffs = 0  # cached voices that started after their hand-over sample
 
         self.nonfinite_hops = 0  # hops muted because the mix held NaN or inf (see _mute_nonfinite)
@@ -307,6 +314,8 @@ class Engine:
                               release_seconds=self.config.limiter_release_seconds, gain_db=self.preset.gain_db)
         self._release_factor = self._release_factor_for(self.preset)
         self._morph = EmbeddingMorph(self._blend(self._xy), hops=self._morph_hops)
+        self._controllers = ControllerState(self.preset.controls)
+        self._expression = Expression(hop=hop, sample_rate=sr)
 
     # ------------------------------------------------------------------ public API
     def post(self, event) -> None:
@@ -325,8 +334,9 @@ class Engine:
 
     @property
     def master_gain(self) -> float:
-        """Preset gain times the gain rider's present gain (linear), applied after the mix."""
-        return self._bus.gain
+        """Preset gain times the gain rider's present gain times the gain amount (mod wheel or
+        aftertouch, ``engine/expression.py``), linear: what the mix is multiplied by."""
+        return self._bus.gain * self._expression.gain
 
     def release_per_sample(self) -> float:
         """Per-sample factor of the preset's exponential release at the model rate."""
@@ -394,6 +404,7 @@ class Engine:
         self._preroll(embedding)
         mono = self._step_voices(embedding)
         mono = self._mute_nonfinite(mono)
+        mono = self._expression.process(mono, **self._controllers.amounts)
         mono = self._master(mono)
         resampled = self._soft_clip(self._resampler.process(mono))
         self._hop_index += 1
@@ -434,6 +445,13 @@ class Engine:
     def _advance_morph(self) -> np.ndarray:
         return self._morph.advance()
 
+    def _controlled(self, changed: dict) -> None:
+        """Apply what a controller changed (:meth:`ControllerState.control_change`): the XY
+        target moves; bends and amounts are read from the controller state at each hop."""
+        if "x" in changed or "y" in changed:
+            self._xy = (float(changed.get("x", self._xy[0])), float(changed.get("y", self._xy[1])))
+            self._retarget()
+
     def _select_preset(self, name: str) -> None:
         try:
             preset = self._check_preset(name)
@@ -444,6 +462,7 @@ class Engine:
         self._corners = self._corner_embeddings(preset)
         self._bus.set_gain_db(preset.gain_db)
         self._release_factor = self._release_factor_for(preset)
+        self._controllers.set_controls(preset.controls)
         self._retarget()
 
     # ------------------------------------------------------------------ events
@@ -504,12 +523,12 @@ class Engine:
     def _apply(self, event, at_sample: int | None = None, hop_start: int = 0) -> None:
         offset = 0 if at_sample is None else min(max(at_sample - hop_start, 0), self.hop_length_samples - 1)
         if isinstance(event, NoteOn):
-            self._note_on(event.pitch_midi, event.velocity, offset=offset)
+            self._note_on(event.pitch_midi, event.velocity, offset=offset, channel=event.channel)
         elif isinstance(event, CachedNoteOn):
             if at_sample is None or at_sample < hop_start:
                 self.late_handoffs += 1
             self._note_on(event.key, event.velocity, offset=offset, cached=event,
-                          at_sample=hop_start + offset)
+                          at_sample=hop_start + offset, channel=event.channel)
         elif isinstance(event, NoteOff):
             self._note_off(event.pitch_midi)
             # a scheduled start is marked even with the pedal down: it then starts sustained
@@ -520,8 +539,14 @@ class Engine:
         elif isinstance(event, ControlChange):
             if event.controller == CC_SUSTAIN_PEDAL:
                 self._set_sustain(event.value >= SUSTAIN_ON_THRESHOLD)
-            elif event.controller == CC_RESET_ALL_CONTROLLERS:
+                return
+            if event.controller == CC_RESET_ALL_CONTROLLERS:
                 self._set_sustain(False)
+            self._controlled(self._controllers.control_change(event.controller, event.value, event.channel))
+        elif isinstance(event, PitchBend):
+            self._controllers.pitch_bend(event.value, event.channel)
+        elif isinstance(event, ChannelPressure):
+            self._controlled(self._controllers.channel_pressure(event.value, event.channel))
         elif isinstance(event, AllNotesOff):
             for slot in np.flatnonzero(self._phase == HELD):
                 self._release_slot(slot)
@@ -578,7 +603,7 @@ class Engine:
         return pitch
 
     def _note_on(self, key: int, velocity, *, offset: int = 0, cached: CachedNoteOn | None = None,
-                 at_sample: int = 0) -> None:
+                 at_sample: int = 0, channel: int = 0) -> None:
         pitch = self._model_pitch(key)
         if cached is not None:
             pitch = cached.pitch_midi
@@ -588,21 +613,23 @@ class Engine:
             if self._sounded[slot]:
                 self._kill(slot, self._steal_samples)
             else:  # started in this hop, not heard yet: take it over
-                self._start(slot, key, pitch, velocity, offset, cached, at_sample)
+                self._start(slot, key, pitch, velocity, offset, cached, at_sample, channel)
                 return
         logical = np.flatnonzero(np.isin(self._phase, _LOGICAL))
         if logical.size >= self.max_voices:
             victim = steal_victim(self._phase, self._sounded, self._order, logical)
             if not self._sounded[victim]:
-                self._start(victim, key, pitch, velocity, offset, cached, at_sample)
+                self._start(victim, key, pitch, velocity, offset, cached, at_sample, channel)
                 return
             self._kill(victim, self._steal_samples)
         slot = free_slot(self._phase, self._env)  # (every spare slot fading: the quietest is cut)
-        self._start(slot, key, pitch, velocity, offset, cached, at_sample)
+        self._start(slot, key, pitch, velocity, offset, cached, at_sample, channel)
 
     def _start(self, slot: int, key: int, pitch: int, velocity, offset: int = 0,
-               cached: CachedNoteOn | None = None, at_sample: int = 0) -> None:
+               cached: CachedNoteOn | None = None, at_sample: int = 0, channel: int = 0) -> None:
         self._flush_carry(slot)
+        self._channel[slot] = channel
+        self._bend.start(slot, self._bend_ratio(channel))
         self._offset[slot] = offset
         self._handoff[slot] = False
         self._note_counter += 1
@@ -687,46 +714,47 @@ class Engine:
         self._time[slots] = self.spec.preroll_steps
         self._needs_preroll[slots] = False
 
-    def _step_voices(self, embedding: np.ndarray) -> np.ndarray:
+    def _bend_ratio(self, channel):
+        """Read rate(s) of the pitch bend of ``channel`` (an int or an array of them)."""
+        return 2.0 ** (self._controllers.bend_semitones[channel] / 12.0)
+
+    def _model_step(self, slots: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        """ONE batched model step for ``slots`` (sorted) and the loop partners among them; returns
+        each slot's ``(len(slots), hop)`` model audio, loop crossfades applied (``docs/engine.md``)."""
         hop = self.hop_length_samples
-        mix = self._pending.copy()  # the tails of voices freed in the last hop
-        self._pending[:] = 0.0
-        active = np.flatnonzero(self._phase != FREE)
-        if active.size == 0:
-            return mix
         loop = self.sustain_loop
         # snapshot the state a held voice has before its loop-start step
-        snap = active[(self._time[active] == loop.loop_start_index) & (self._xfade[active] < 0)]
+        snap = slots[(self._time[slots] == loop.loop_start_index) & (self._xfade[slots] < 0)]
         if snap.size:
             self._scatter(self._snapshot, snap, self._gather(self._state, snap))
             self._has_snapshot[snap] = True
-        partners = active[self._xfade[active] >= 0]
-        n_main = active.size
-        main = self._gather(self._state, active)
+        partners = slots[self._xfade[slots] >= 0]
+        n_main = slots.size
+        main = self._gather(self._state, slots)
         if partners.size:
             other = self._gather(self._partner, partners)
             state = {k: np.concatenate([main[k], other[k]]) for k in main}
-            slots = np.concatenate([active, partners])
-            times = np.concatenate([self._time[active], self._partner_time[partners]])
+            rows = np.concatenate([slots, partners])
+            times = np.concatenate([self._time[slots], self._partner_time[partners]])
         else:
-            state, slots, times = main, active, self._time[active]
-        emb = np.repeat(embedding[None, :], slots.size, axis=0)
-        audio, new_state = self.synth.step(emb, self._pitch[slots], self._velocity[slots],
+            state, rows, times = main, slots, self._time[slots]
+        emb = np.repeat(embedding[None, :], rows.size, axis=0)
+        audio, new_state = self.synth.step(emb, self._pitch[rows], self._velocity[rows],
                                            times.astype(np.int64), state)
         audio = np.asarray(audio, dtype=np.float64)
-        self._scatter(self._state, active, new_state, slice(0, n_main))
-        self._time[active] += 1
+        self._scatter(self._state, slots, new_state, slice(0, n_main))
+        self._time[slots] += 1
         if partners.size:
             self._scatter(self._partner, partners, new_state, slice(n_main, None))
             self._partner_time[partners] += 1
 
-        self._silence_broken_voices(audio, active, partners)
+        self._silence_broken_voices(audio, slots, partners)
         voice_audio = audio[:n_main]
         if partners.size:
             total = loop.crossfade_hops * hop
             for row, slot in enumerate(partners):
                 u = (self._xfade[slot] * hop + self._n) / total  # 0 < u <= 1 across the crossfade
-                i = int(np.searchsorted(active, slot))
+                i = int(np.searchsorted(slots, slot))
                 outgoing, incoming = voice_audio[i], audio[n_main + row]
                 norm = crossfade_norm(outgoing, incoming, u[hop // 2])
                 if self._xfade[slot] == 0:
@@ -740,6 +768,37 @@ class Engine:
                         self._state[k][slot] = self._partner[k][slot]
                     self._time[slot] = self._partner_time[slot]
                     self._xfade[slot] = -1
+        for slot in slots:
+            phase = self._phase[slot]
+            if phase not in (HELD, SUSTAINED):
+                continue
+            if loop.mode == "hold" and self._time[slot] > loop.loop_end_index:
+                self._time[slot] = loop.loop_end_index  # hold the time index while held
+            # start a loop crossfade for a voice still held at the loop end
+            if (loop.mode == "crossfade" and self._xfade[slot] < 0
+                    and self._time[slot] == loop.loop_end_index and self._has_snapshot[slot]):
+                for k in self._partner:
+                    self._partner[k][slot] = self._snapshot[k][slot]
+                self._partner_time[slot] = loop.loop_start_index
+                self._xfade[slot] = 0
+        return voice_audio
+
+    def _step_voices(self, embedding: np.ndarray) -> np.ndarray:
+        hop = self.hop_length_samples
+        mix = self._pending.copy()  # the tails of voices freed in the last hop
+        self._pending[:] = 0.0
+        active = np.flatnonzero(self._phase != FREE)
+        if active.size == 0:
+            return mix
+        # each voice reads its model stream at its channel's bend rate (engine/pitch_bend.py): one
+        # batched step for every voice that needs more audio, again while a voice bent up still does
+        positions = self._bend.plan(active, self._bend_ratio(self._channel[active]))
+        for _ in range(int(np.ceil(MAX_RATIO)) + 2):
+            lacking = active[self._bend.lacking(active, positions)]
+            if lacking.size == 0:
+                break
+            self._bend.append(lacking, self._model_step(lacking, embedding))
+        voice_audio = self._bend.read(active, positions)
 
         for i, slot in enumerate(active):
             phase = self._phase[slot]
@@ -762,16 +821,6 @@ class Engine:
             if (phase == RELEASED and env[-1] < self._silence) or (phase == KILLING and env[-1] <= 0.0):
                 self._free(slot)
                 continue
-            if loop.mode == "hold" and phase in (HELD, SUSTAINED) and (
-                    self._time[slot] > loop.loop_end_index):
-                self._time[slot] = loop.loop_end_index  # hold the time index while held
-            # start a loop crossfade for a voice still held at the loop end
-            if (loop.mode == "crossfade" and phase in (HELD, SUSTAINED) and self._xfade[slot] < 0
-                    and self._time[slot] == loop.loop_end_index and self._has_snapshot[slot]):
-                for k in self._partner:
-                    self._partner[k][slot] = self._snapshot[k][slot]
-                self._partner_time[slot] = loop.loop_start_index
-                self._xfade[slot] = 0
             # a voice about to run off the time table fades out
             if (phase != KILLING and self._xfade[slot] < 0
                     and self._time[slot] >= self.spec.time_steps - self._end_guard_steps):

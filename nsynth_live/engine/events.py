@@ -27,18 +27,33 @@ SYSEX_END = 0xF7
 
 # --- Controller numbers (MIDI 1.0 spec, table III) ------------------------------------------
 CC_MOD_WHEEL = 1
+CC_DATA_ENTRY_MSB = 6  # the value of the selected RPN (MIDI 1.0 spec, "Registered Parameter Numbers")
+CC_X_DEFAULT = 12  # "effect control 1": the pad's X by default (docs/midi.md)
+CC_Y_DEFAULT = 13  # "effect control 2": the pad's Y by default
+CC_LSB_OFFSET = 32  # controllers 0-31 are MSBs; 32-63 their LSBs (CC 12 -> 44, CC 13 -> 45)
+CC_DATA_ENTRY_LSB = CC_DATA_ENTRY_MSB + CC_LSB_OFFSET
 CC_SUSTAIN_PEDAL = 64  # value >= 64 means pedal down
+CC_RPN_LSB = 100
+CC_RPN_MSB = 101
 CC_ALL_SOUND_OFF = 120
 CC_RESET_ALL_CONTROLLERS = 121
 CC_ALL_NOTES_OFF = 123
 
 SUSTAIN_ON_THRESHOLD = 64  # CC64 values >= this hold released notes (MIDI 1.0 spec)
 MIDI_DATA_MAX = 127  # largest 7-bit data byte
+MIDI_CHANNELS = 16
+PITCH_BEND_CENTER = 8192  # 14-bit pitch bend value of "no bend" (0..16383)
+PITCH_BEND_MAX = 16383
 
 
 def _check_7bit(name: str, value: int, *, low: int = 0) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MIDI_DATA_MAX:
         raise ValueError(f"{name} must be an int in [{low}, {MIDI_DATA_MAX}], got {value!r}")
+
+
+def _check_channel(channel: int) -> None:
+    if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < MIDI_CHANNELS:
+        raise ValueError(f"channel must be an int in [0, {MIDI_CHANNELS - 1}], got {channel!r}")
 
 
 def _check_unit(name: str, value: float) -> None:
@@ -48,14 +63,17 @@ def _check_unit(name: str, value: float) -> None:
 
 @dataclass(frozen=True)
 class NoteOn:
-    """Start a note. ``velocity`` 1..127 (a note-on with velocity 0 is parsed as :class:`NoteOff`)."""
+    """Start a note. ``velocity`` 1..127 (a note-on with velocity 0 is parsed as :class:`NoteOff`);
+    ``channel`` 0..15 (the voice follows that channel's pitch bend)."""
 
     pitch_midi: int
     velocity: int
+    channel: int = 0
 
     def __post_init__(self):
         _check_7bit("pitch_midi", self.pitch_midi)
         _check_7bit("velocity", self.velocity, low=1)
+        _check_channel(self.channel)
 
 
 @dataclass(frozen=True)
@@ -70,14 +88,42 @@ class NoteOff:
 
 @dataclass(frozen=True)
 class ControlChange:
-    """A MIDI controller (CC64 is the sustain pedal; other controllers are ignored by the engine)."""
+    """A MIDI controller on ``channel`` 0..15 (what the engine does with each: ``docs/midi.md``)."""
 
     controller: int
     value: int
+    channel: int = 0
 
     def __post_init__(self):
         _check_7bit("controller", self.controller)
         _check_7bit("value", self.value)
+        _check_channel(self.channel)
+
+
+@dataclass(frozen=True)
+class PitchBend:
+    """MIDI pitch bend: ``value`` 0..16383, 8192 is no bend; the range is the channel's RPN 0
+    (default +-2 semitones). Bends every voice of ``channel``, held or released."""
+
+    value: int
+    channel: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.value, bool) or not isinstance(self.value, int) or not 0 <= self.value <= PITCH_BEND_MAX:
+            raise ValueError(f"pitch bend value must be an int in [0, {PITCH_BEND_MAX}], got {self.value!r}")
+        _check_channel(self.channel)
+
+
+@dataclass(frozen=True)
+class ChannelPressure:
+    """MIDI channel aftertouch, ``value`` 0..127 (assignable in the preset's ``[controls]``)."""
+
+    value: int
+    channel: int = 0
+
+    def __post_init__(self):
+        _check_7bit("value", self.value)
+        _check_channel(self.channel)
 
 
 @dataclass(frozen=True)
@@ -204,6 +250,8 @@ class CachedNoteOn:
     release_sample : int or None
         Model sample at which the note's release began (the callback released the attack), or
         None while the key is held.
+    channel : int
+        The note-on's MIDI channel, 0..15.
     """
 
     key: int
@@ -212,6 +260,7 @@ class CachedNoteOn:
     cache: object
     row: int
     release_sample: int | None = None
+    channel: int = 0
 
 
 @dataclass(frozen=True)
@@ -252,6 +301,6 @@ class EventBatch:
 
 
 Event = Union[
-    NoteOn, NoteOff, ControlChange, ProgramChange, SetXY, SetX, SetY, SelectPreset, AllNotesOff,
+    NoteOn, NoteOff, ControlChange, PitchBend, ChannelPressure, ProgramChange, SetXY, SetX, SetY, SelectPreset, AllNotesOff,
     AllSoundOff,
 ]

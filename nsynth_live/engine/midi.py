@@ -9,23 +9,24 @@ Two entry points:
   holds it for the live input. This is what the live MIDI input uses.
 * :func:`parse_midi_message` reads exactly one complete message (MIDI files through mido).
 
-Channel messages are accepted on every channel (omni). Mapping:
+Channel messages are accepted on every channel (omni); notes, controllers, pitch bend and channel
+pressure carry their channel (0..15). Mapping:
 
 ==========================  =====================================================
 bytes                       event
 ==========================  =====================================================
-``9n kk vv`` (vv > 0)       ``NoteOn(kk, vv)``
+``9n kk vv`` (vv > 0)       ``NoteOn(kk, vv, n)``
 ``9n kk 00``, ``8n kk vv``  ``NoteOff(kk)``
-``Bn 40 vv`` (CC64)         ``ControlChange(64, vv)`` (sustain pedal, down if vv >= 64)
+``Bn 40 vv`` (CC64)         ``ControlChange(64, vv, n)`` (sustain pedal, down if vv >= 64)
 ``Bn 78 vv`` (CC120)        ``AllSoundOff()``
 ``Bn 7B vv`` (CC123)        ``AllNotesOff()``
-``Bn cc vv`` (other CC)     ``ControlChange(cc, vv)``
+``Bn cc vv`` (other CC)     ``ControlChange(cc, vv, n)`` (XY, RPN, mod wheel: ``docs/midi.md``)
 ``Cn pp``                   ``ProgramChange(pp)``
+``En ll mm``                ``PitchBend(mm * 128 + ll, n)`` (8192 = no bend)
+``Dn vv``                   ``ChannelPressure(vv, n)``
 anything else               nothing (sysex, clock and other real-time bytes, system common,
-                            pitch bend, aftertouch, truncated messages, stray data bytes)
+                            polyphonic aftertouch, truncated messages, stray data bytes)
 ==========================  =====================================================
-
-Pitch bend is not mapped: the model is conditioned on integer MIDI pitches.
 
 Stream rules (MIDI 1.0 spec), so that no garbage can make the parser lose a later message:
 
@@ -49,16 +50,20 @@ from nsynth_live.engine.events import (
     CC_ALL_NOTES_OFF,
     CC_ALL_SOUND_OFF,
     CONTROL_CHANGE,
+    CHANNEL_AFTERTOUCH,
     NOTE_OFF,
     NOTE_ON,
+    PITCH_BEND,
     PROGRAM_CHANGE,
     SYSEX_START,
     AllNotesOff,
     AllSoundOff,
+    ChannelPressure,
     ControlChange,
     Event,
     NoteOff,
     NoteOn,
+    PitchBend,
     ProgramChange,
 )
 
@@ -79,9 +84,10 @@ def _data_bytes_after(status: int) -> int | None:
 def _channel_event(status: int, data: tuple[int, ...] | list[int]) -> Event | None:
     """The event of one complete channel message (status 80-EF, its 7-bit data bytes)."""
     kind = status & 0xF0
+    channel = status & 0x0F
     if kind == NOTE_ON:
         pitch_midi, velocity = data[0], data[1]
-        return NoteOn(pitch_midi, velocity) if velocity > 0 else NoteOff(pitch_midi)
+        return NoteOn(pitch_midi, velocity, channel) if velocity > 0 else NoteOff(pitch_midi)
     if kind == NOTE_OFF:
         return NoteOff(data[0])
     if kind == CONTROL_CHANGE:
@@ -90,10 +96,14 @@ def _channel_event(status: int, data: tuple[int, ...] | list[int]) -> Event | No
             return AllNotesOff()
         if controller == CC_ALL_SOUND_OFF:
             return AllSoundOff()
-        return ControlChange(controller, value)
+        return ControlChange(controller, value, channel)
     if kind == PROGRAM_CHANGE:
         return ProgramChange(data[0])
-    return None  # aftertouch, pitch bend: not mapped
+    if kind == PITCH_BEND:  # LSB first (MIDI 1.0 spec, table I)
+        return PitchBend(data[1] * 128 + data[0], channel)
+    if kind == CHANNEL_AFTERTOUCH:
+        return ChannelPressure(data[0], channel)
+    return None  # polyphonic aftertouch: not mapped
 
 
 def _as_bytes(data) -> list[int] | None:

@@ -38,9 +38,11 @@ from nsynth_live.engine.events import (
     AllNotesOff,
     AllSoundOff,
     CachedNoteOn,
+    ChannelPressure,
     ControlChange,
     NoteOff,
     NoteOn,
+    PitchBend,
     ProgramChange,
     ReleaseAttack,
     Timed,
@@ -50,6 +52,7 @@ QUEUE_RECORDS = 8192  # records per queue (a 128-key chord is 128)
 RECORD_FIELDS = 6
 # record kinds
 K_NOTE_ON, K_NOTE_OFF, K_CC, K_PROGRAM, K_ALL_NOTES_OFF, K_ALL_SOUND_OFF, K_CACHED_NOTE_ON, K_RELEASE_ATTACK = range(1, 9)
+K_PITCH_BEND, K_PRESSURE = range(9, 11)
 START_TIMEOUT_SECONDS = 30.0
 
 
@@ -67,11 +70,15 @@ class MidiPortNotFound(LookupError):
 def encode_event(event) -> tuple | None:
     """An event as a queue record ``(kind, a, b, c, d, e)``; None for events the queues do not carry."""
     if isinstance(event, NoteOn):
-        return (K_NOTE_ON, event.pitch_midi, event.velocity, 0, 0, 0)
+        return (K_NOTE_ON, event.pitch_midi, event.velocity, event.channel, 0, 0)
     if isinstance(event, NoteOff):
         return (K_NOTE_OFF, event.pitch_midi, 0, 0, 0, 0)
     if isinstance(event, ControlChange):
-        return (K_CC, event.controller, event.value, 0, 0, 0)
+        return (K_CC, event.controller, event.value, event.channel, 0, 0)
+    if isinstance(event, PitchBend):
+        return (K_PITCH_BEND, event.value, 0, event.channel, 0, 0)
+    if isinstance(event, ChannelPressure):
+        return (K_PRESSURE, event.value, 0, event.channel, 0, 0)
     if isinstance(event, ProgramChange):
         return (K_PROGRAM, event.program, 0, 0, 0, 0)
     if isinstance(event, AllNotesOff):
@@ -80,7 +87,8 @@ def encode_event(event) -> tuple | None:
         return (K_ALL_SOUND_OFF, 0, 0, 0, 0, 0)
     if isinstance(event, Timed) and isinstance(event.event, CachedNoteOn):
         e = event.event
-        return (K_CACHED_NOTE_ON, e.key, e.pitch_midi, e.row, e.cache.cache_id, event.at_sample)
+        # the row and the channel share a field: rows < 2**20
+        return (K_CACHED_NOTE_ON, e.key, e.pitch_midi, e.row + (e.channel << 20), e.cache.cache_id, event.at_sample)
     if isinstance(event, Timed) and isinstance(event.event, ReleaseAttack):
         return (K_RELEASE_ATTACK, event.event.key, 0, 0, 0, event.at_sample)
     return None
@@ -90,11 +98,15 @@ def decode_event(record, caches_by_id: dict | None = None):
     """The event of a queue record (None for an unknown kind or a cache no longer known)."""
     kind, a, b, c, d, e = (int(v) for v in record)
     if kind == K_NOTE_ON:
-        return NoteOn(a, b)
+        return NoteOn(a, b, c)
     if kind == K_NOTE_OFF:
         return NoteOff(a)
     if kind == K_CC:
-        return ControlChange(a, b)
+        return ControlChange(a, b, c)
+    if kind == K_PITCH_BEND:
+        return PitchBend(a, c)
+    if kind == K_PRESSURE:
+        return ChannelPressure(a, c)
     if kind == K_PROGRAM:
         return ProgramChange(a)
     if kind == K_ALL_NOTES_OFF:
@@ -105,8 +117,9 @@ def decode_event(record, caches_by_id: dict | None = None):
         cache = (caches_by_id or {}).get(d)
         if cache is None:
             return None
-        velocity = float(cache.velocities[c % cache.velocities.size])
-        return Timed(CachedNoteOn(key=a, pitch_midi=b, velocity=velocity, cache=cache, row=c), e)
+        row, channel = c & ((1 << 20) - 1), c >> 20
+        velocity = float(cache.velocities[row % cache.velocities.size])
+        return Timed(CachedNoteOn(key=a, pitch_midi=b, velocity=velocity, cache=cache, row=row, channel=channel), e)
     if kind == K_RELEASE_ATTACK:
         return Timed(ReleaseAttack(a), e)
     return None

@@ -3,14 +3,14 @@ import pytest
 
 from nsynth_live.engine.events import (
     CONTROL_CHANGE, NOTE_OFF, NOTE_ON, PROGRAM_CHANGE, AllNotesOff, AllSoundOff, ControlChange,
-    NoteOff, NoteOn, ProgramChange, SetXY,
+    ChannelPressure, NoteOff, NoteOn, PitchBend, ProgramChange, SetXY,
 )
 from nsynth_live.engine.midi import INITIAL_PARSER_STATE, MidiStreamParser, parse_midi_bytes, parse_midi_message
 
 
 @pytest.mark.parametrize("data, expected", [
     ([NOTE_ON, 60, 100], NoteOn(60, 100)),
-    ([NOTE_ON | 0x0F, 127, 1], NoteOn(127, 1)),  # any channel
+    ([NOTE_ON | 0x0F, 127, 1], NoteOn(127, 1, channel=15)),  # any channel
     (bytes([NOTE_ON, 60, 0]), NoteOff(60)),  # velocity 0 = note off
     ((NOTE_OFF | 3, 61, 64), NoteOff(61)),
     ([CONTROL_CHANGE, 64, 127], ControlChange(64, 127)),
@@ -21,6 +21,12 @@ from nsynth_live.engine.midi import INITIAL_PARSER_STATE, MidiStreamParser, pars
     ([PROGRAM_CHANGE, 2], ProgramChange(2)),
     (bytearray([PROGRAM_CHANGE | 9, 0]), ProgramChange(0)),
     (np.array([NOTE_ON, 69, 90], dtype=np.uint8), NoteOn(69, 90)),
+    ([NOTE_ON | 3, 60, 90], NoteOn(60, 90, channel=3)),
+    ([CONTROL_CHANGE | 15, 12, 127], ControlChange(12, 127, channel=15)),
+    ([0xE0, 0, 64], PitchBend(8192)),  # LSB first: centre
+    ([0xE5, 0x7F, 0x7F], PitchBend(16383, channel=5)),
+    ([0xE0, 0, 0], PitchBend(0)),
+    ([0xD2, 99], ChannelPressure(99, channel=2)),
 ])
 def test_valid_messages(data, expected):
     assert parse_midi_message(data) == expected
@@ -35,8 +41,7 @@ def test_valid_messages(data, expected):
     [NOTE_ON, -1, 100], [NOTE_ON, 60.0, 100], [256, 1, 2],
     [0xF0, 0x7E, 0x7F, 0x09, 0x01, 0xF7],  # sysex
     [0xF8], [0xFE], [0xFF],  # clock, active sensing, reset
-    [0xE0, 0, 64],  # pitch bend (not mapped)
-    [0xA0, 60, 10], [0xD0, 10],  # aftertouch
+    [0xA0, 60, 10],  # polyphonic aftertouch (not mapped)
     [PROGRAM_CHANGE, 1, 2],
     [object(), 1, 2],
 ])
@@ -124,7 +129,7 @@ def test_running_status_yields_every_note_in_one_chunk_and_across_chunks():
 
 def test_running_status_of_controllers_and_program_changes():
     events, state = feed_chunks([[CONTROL_CHANGE | 2, 64, 127, 64, 0, 123, 0], [PROGRAM_CHANGE, 3, 4]])
-    assert events == [ControlChange(64, 127), ControlChange(64, 0), AllNotesOff(), ProgramChange(3), ProgramChange(4)]
+    assert events == [ControlChange(64, 127, 2), ControlChange(64, 0, 2), AllNotesOff(), ProgramChange(3), ProgramChange(4)]
     assert state.status == PROGRAM_CHANGE and state.data == ()
 
 
@@ -144,7 +149,8 @@ def test_realtime_bytes_are_ignored_wherever_they_appear(chunks, expected):
     ([[60, 100, 0x33], [NOTE_OFF, 60, 0]], [NoteOff(60)]),  # data bytes without a status
     ([[0xF2, 0x10], [0x20, 0x30, 0x40], [NOTE_OFF, 61, 0]], [NoteOff(61)]),  # song position; no running status after it
     ([[0xF1, 0x10, 0x20], [0xF6, 0x10], [0xF4, 1, 2], [0xF5, 3], [0xF7, 5], [NOTE_OFF, 62, 0]], [NoteOff(62)]),
-    ([[0xE0, 0, 64, 0, 64], [0xA0, 60, 10], [0xD0, 10, 11], [NOTE_OFF, 63, 0]], [NoteOff(63)]),  # not mapped
+    ([[0xE0, 0, 64, 0, 64], [0xA0, 60, 10], [0xD0, 10, 11], [NOTE_OFF, 63, 0]],
+     [PitchBend(8192), PitchBend(8192), ChannelPressure(10), ChannelPressure(11), NoteOff(63)]),  # running status
     ([[NOTE_ON, 60], [100]], [NoteOn(60, 100)]),  # a message split over two chunks is completed
 ])
 def test_malformed_messages_are_dropped_without_losing_the_next(chunks, expected):

@@ -10,7 +10,8 @@ import pytest
 from nsynth_live.engine.attack_cache import AttackCache
 from nsynth_live.engine.callback import CallbackConfig
 from nsynth_live.engine.events import (
-    AllNotesOff, AllSoundOff, CachedNoteOn, ControlChange, NoteOff, NoteOn, ProgramChange, ReleaseAttack, SetXY, Timed,
+    AllNotesOff, AllSoundOff, CachedNoteOn, ChannelPressure, ControlChange, NoteOff, NoteOn, PitchBend, ProgramChange,
+    ReleaseAttack, SetXY, Timed,
 )
 from nsynth_live.io.audio_process import RECORD_FIELDS, RecordQueue, _layout, decode_event, encode_event
 
@@ -21,19 +22,20 @@ def _cache(cache_id: int = 7) -> AttackCache:
                        integer_ratio=3, delay_frames=96, hop_length_samples=256, cache_id=cache_id)
 
 
-@pytest.mark.parametrize("event", [NoteOn(60, 100), NoteOff(61), ControlChange(64, 127), ProgramChange(3),
-                                   AllNotesOff(), AllSoundOff(), Timed(ReleaseAttack(62), 12345)])
+@pytest.mark.parametrize("event", [NoteOn(60, 100), NoteOn(60, 100, channel=15), NoteOff(61), ControlChange(64, 127),
+                                   ControlChange(12, 5, channel=9), PitchBend(16383, channel=3), PitchBend(0),
+                                   ChannelPressure(77, channel=1), ProgramChange(3), AllNotesOff(), AllSoundOff(), Timed(ReleaseAttack(62), 12345)])
 def test_midi_and_callback_events_survive_the_round_trip(event):
     assert decode_event(encode_event(event)) == event
 
 
 def test_a_cached_note_names_its_cache_and_finds_it_again():
     cache = _cache()
-    event = Timed(CachedNoteOn(key=24, pitch_midi=36, velocity=127.0, cache=cache, row=1), 999)
+    event = Timed(CachedNoteOn(key=24, pitch_midi=36, velocity=127.0, cache=cache, row=1, channel=15), 999)
     record = encode_event(event)
     assert record[4] == 7
     back = decode_event(record, {7: cache})
-    assert back.at_sample == 999 and back.event.cache is cache and back.event.row == 1
+    assert back.at_sample == 999 and back.event.cache is cache and back.event.row == 1 and back.event.channel == 15
     assert back.event.velocity == 127.0 and back.event.key == 24 and back.event.pitch_midi == 36
     assert decode_event(record, {}) is None  # a cache the instrument no longer keeps: dropped, no error
 

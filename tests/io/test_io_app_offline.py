@@ -86,15 +86,58 @@ def test_xy_argument_reaches_the_engine(tmp_path, test_double):
     assert np.abs(spectra[0] - spectra[1]).sum() > 0.1
 
 
-def test_program_changes_in_a_file_do_not_override_the_preset(tmp_path, capsys):
-    """The chorale's tracks start with program 0: the chosen --preset must still be the one heard."""
-    from nsynth_live.engine.events import ProgramChange
-    from nsynth_live.render.offline import midi_file_events
+def _midi_file(path, messages):
+    """A type-0 MIDI file of ``(delta_ticks, mido message kwargs)`` at 480 ticks per beat, 120 bpm."""
+    import mido
 
-    assert any(isinstance(event, ProgramChange) for _, event in midi_file_events(EXAMPLE))
-    events = app.load_midi_events_or_explain(EXAMPLE)
-    assert events and not any(isinstance(event, ProgramChange) for _, event in events)
-    assert "ignoring 4 program change(s)" in capsys.readouterr().out
+    midi = mido.MidiFile(type=0, ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    for delta, kwargs in messages:
+        track.append(mido.Message(time=delta, **kwargs))
+    midi.save(str(path))
+    return path
+
+
+def test_program_changes_in_a_file_select_presets_unless_ignored(tmp_path):
+    """As live: program N selects the N-th preset by name; --ignore-program-changes drops them. The
+    bundled chorale has none (music21's General MIDI program 0 is stripped, examples/PROVENANCE.md)."""
+    from nsynth_live.engine.events import ProgramChange
+
+    assert not any(isinstance(event, ProgramChange) for _, event in midi_file_events(EXAMPLE))
+    path = _midi_file(tmp_path / "pc.mid", [(0, dict(type="note_on", note=60, velocity=90)),
+                                            (480, dict(type="program_change", program=2)),
+                                            (480, dict(type="note_off", note=60))])
+    assert (0.5, ProgramChange(2)) in app.load_midi_events_or_explain(path)
+    assert not any(isinstance(e, ProgramChange) for _, e in app.load_midi_events_or_explain(path, ignore_program_changes=True))
+
+
+def test_automation_and_cc_moves_render_offline(tmp_path, test_double):
+    """--automation and a file's CC 12/13 both move XY in an offline render (same engine path as
+    live): the renders differ from a render without them, and a bad CSV is one clear error."""
+    path = _midi_file(tmp_path / "n.mid", [(0, dict(type="note_on", note=60, velocity=90)),
+                                           (1920, dict(type="note_off", note=60))])
+    with_cc = _midi_file(tmp_path / "cc.mid", [(0, dict(type="note_on", note=60, velocity=90)),
+                                               (480, dict(type="control_change", control=12, value=127)),
+                                               (0, dict(type="control_change", control=13, value=127)),
+                                               (1440, dict(type="note_off", note=60))])
+    csv = tmp_path / "xy.csv"
+    csv.write_text("time,x,y\n0,0.5,0.5\n0.25,0.5,0.5\n0.25,1,1\n")
+    renders = {}
+    for name, extra in (("plain", ["--play", str(path)]), ("cc", ["--play", str(with_cc)]),
+                        ("csv", ["--play", str(path), "--automation", str(csv)])):
+        out = tmp_path / f"{name}.wav"
+        assert app.main(["--offline", "--record", str(out), *extra]) == 0
+        renders[name] = soundfile.read(out, dtype="float32")[0][:, 0]
+    early, late = slice(0, 48000 // 5), slice(48000, 96000)
+    for name in ("cc", "csv"):
+        assert np.array_equal(renders[name][early], renders["plain"][early]), "nothing moves before the move"
+        assert np.abs(renders[name][late] - renders["plain"][late]).max() > 0.01
+    # the same position reached by CC or CSV sounds the same once both have settled
+    np.testing.assert_allclose(renders["cc"][late], renders["csv"][late], atol=1e-4)
+    csv.write_text("time,x,y\n0,0.5,2\n")
+    assert app.main(["--offline", "--record", str(tmp_path / "bad.wav"), "--play", str(path),
+                     "--automation", str(csv)]) != 0
 
 
 def test_realtime_priority_refused_is_a_warning_not_a_failure(monkeypatch, caplog):
