@@ -72,12 +72,13 @@ from nsynth_live.presets import (
     list_presets,
     load_preset,
 )
-from nsynth_live.runtime.protocol import StreamingSynth, StreamSpec
+from nsynth_live.runtime.protocol import StreamingSynth, StreamSpec, replay, replay_state_keys
 
 logger = logging.getLogger(__name__)
 
 # Voice phases (one int8 per slot)
 _LOGICAL = LOGICAL_PHASES
+_LOOP, _MORPH = 1, 2  # kinds of a voice's crossfade into its second stream
 
 NONFINITE_WARNING_INTERVAL_SECONDS = 1.0  # s of wall clock, at most one warning about muted hops
 
@@ -96,7 +97,22 @@ class EngineConfig:
     all_sound_off_seconds : float
         Linear fade of every voice on CC120.
     morph_seconds : float
-        Time for the instrument embedding to reach a new XY / preset target.
+        Time for the instrument embedding to reach a new XY / preset target (the embedding's ramp).
+    morph_mode : {"replay", "ramp"}
+        ``"replay"``: on a new target each sounding voice's last ``morph_replay_frames`` frames are
+        re-rendered with the target embedding and the voice crossfades into that stream over
+        ``morph_crossfade_seconds`` (``docs/engine.md``, "Morph"). ``"ramp"``: only the embedding's
+        ramp (the slower morph of earlier versions, for comparison).
+    morph_replay_frames : int
+        Frames a replay re-renders (>= 11; a note younger than ``morph_from_start_frames`` is
+        re-rendered from its start).
+    morph_from_start_frames : int
+        A voice at most this many frames into its note is replayed from the note's start (exact).
+    morph_crossfade_seconds : float
+        Length of the power-preserving crossfade into the replayed stream.
+    morph_replays_per_hop : int
+        Voices replayed per hop at most (the cost bound); the others wait for the next hops, oldest
+        request first.
     silence_threshold_db : float
         A released voice is freed when its envelope falls below this (dB).
     out_of_range : {"transpose", "ignore"}
@@ -121,6 +137,11 @@ class EngineConfig:
     steal_fade_seconds: float = 0.010
     all_sound_off_seconds: float = 0.010
     morph_seconds: float = 0.030
+    morph_mode: str = "replay"
+    morph_replay_frames: int = 12
+    morph_from_start_frames: int = 24
+    morph_crossfade_seconds: float = 0.032
+    morph_replays_per_hop: int = 6
     silence_threshold_db: float = -80.0
     out_of_range: str = "transpose"
     limiter_knee: float = 0.8
@@ -132,13 +153,19 @@ class EngineConfig:
 
     def __post_init__(self):
         for name in ("attack_seconds", "steal_fade_seconds", "all_sound_off_seconds",
-                     "morph_seconds", "limiter_release_seconds"):
+                     "morph_seconds", "morph_crossfade_seconds", "limiter_release_seconds"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 < value <= 1.0):
                 raise ValueError(f"{name} must be in (0, 1] s, got {value!r}")
         if not -140.0 <= self.silence_threshold_db <= -40.0:
             raise ValueError(f"silence_threshold_db must be in [-140, -40], got "
                              f"{self.silence_threshold_db!r}")
+        if self.morph_mode not in ("replay", "ramp"):
+            raise ValueError(f"morph_mode must be 'replay' or 'ramp', got {self.morph_mode!r}")
+        for name, low in (("morph_replay_frames", 11), ("morph_from_start_frames", 1), ("morph_replays_per_hop", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 1024:
+                raise ValueError(f"{name} must be an int in [{low}, 1024], got {value!r}")
         if self.out_of_range not in ("transpose", "ignore"):
             raise ValueError(f"out_of_range must be 'transpose' or 'ignore', got {self.out_of_range!r}")
         if not 0.1 <= self.limiter_knee < 1.0:
@@ -279,7 +306,9 @@ class Engine:
         self._kill_rate = np.zeros(n_slots, dtype=np.float64)
         self._sounded = np.zeros(n_slots, dtype=bool)
         self._needs_preroll = np.zeros(n_slots, dtype=bool)
-        self._xfade = np.full(n_slots, -1, dtype=np.int64)  # hops done in a loop crossfade, -1 none
+        self._xfade = np.full(n_slots, -1, dtype=np.int64)  # hops done in a crossfade (loop or morph), -1 none
+        self._xfade_kind = np.zeros(n_slots, dtype=np.int8)  # _LOOP or _MORPH while _xfade >= 0
+        self._xfade_hops = np.ones(n_slots, dtype=np.int64)  # length of the running crossfade
         self._xfade_norm = np.ones(n_slots, dtype=np.float64)  # power-normalising gain of the crossfade
         self._partner_time = np.zeros(n_slots, dtype=np.int64)
         self._has_snapshot = np.zeros(n_slots, dtype=bool)
@@ -287,6 +316,17 @@ class Engine:
         self._partner = synth.new_state(n_slots)
         self._snapshot = synth.new_state(n_slots)
         self._fresh = synth.new_state(1)
+        # the morph's replays (docs/engine.md, "Morph"): a ring of each voice's last states
+        self._replay_frames = self.config.morph_replay_frames
+        self._replay_keys = replay_state_keys(synth)
+        self._history = {k: np.zeros((n_slots, self._replay_frames) + v.shape[1:], dtype=v.dtype)
+                         for k, v in self._fresh.items() if k in self._replay_keys}
+        self._history_from = np.zeros(n_slots, dtype=np.int64)  # first frame whose state the ring holds
+        self._morph_pending = np.zeros(n_slots, dtype=bool)  # the voice has not been replayed at the target
+        self._pending_since = np.zeros(n_slots, dtype=np.int64)  # hop of the oldest unserved request
+        self._morph_xfade_hops = max(1, int(round(self.config.morph_crossfade_seconds * spec.sample_rate
+                                                  / spec.hop_length_samples)))
+        self.morph_replays = 0  # voices replayed so far
         self._note_counter = 0
         self._sustain_down = False
         self._warned_keys: set[int] = set()
@@ -402,6 +442,7 @@ class Engine:
         self._drain_events()
         embedding = self._advance_morph()
         self._preroll(embedding)
+        self._replay_morphs()
         mono = self._step_voices(embedding)
         mono = self._mute_nonfinite(mono)
         mono = self._expression.process(mono, **self._controllers.amounts)
@@ -441,6 +482,9 @@ class Engine:
     def _retarget(self) -> None:
         target = self._blend(self._xy)
         self._morph.retarget(target)
+        fresh = (self._phase != FREE) & (self._phase != KILLING) & ~self._morph_pending
+        self._pending_since[fresh] = self._hop_index
+        self._morph_pending[(self._phase != FREE) & (self._phase != KILLING)] = True
 
     def _advance_morph(self) -> np.ndarray:
         return self._morph.advance()
@@ -644,11 +688,17 @@ class Engine:
         self._needs_preroll[slot] = True
         self._xfade[slot] = -1
         self._has_snapshot[slot] = False
+        self._history_from[slot] = self.spec.preroll_steps
+        target = self._morph.target
+        self._morph_pending[slot] = not np.array_equal(self._morph.embedding, target)
+        self._pending_since[slot] = self._hop_index
         if cached is not None:  # continue from the cached state; the callback played the attack
             row = cached.row
             for k in self._state:
                 self._state[k][slot] = cached.cache.state[k][row]
             self._time[slot] = cached.cache.time_index
+            self._history_from[slot] = cached.cache.time_index
+            self._morph_pending[slot] = not np.allclose(cached.cache.embedding, target, atol=1e-6)
             self._needs_preroll[slot] = False
             self._sounded[slot] = True
             self._handoff[slot] = True
@@ -671,6 +721,7 @@ class Engine:
 
     def _free(self, slot: int) -> None:
         self._flush_carry(slot)
+        self._morph_pending[slot] = False
         self._phase[slot] = FREE
         self._key[slot] = -1
         self._env[slot] = 0.0
@@ -719,26 +770,40 @@ class Engine:
         return 2.0 ** (self._controllers.bend_semitones[channel] / 12.0)
 
     def _model_step(self, slots: np.ndarray, embedding: np.ndarray) -> np.ndarray:
-        """ONE batched model step for ``slots`` (sorted) and the loop partners among them; returns
-        each slot's ``(len(slots), hop)`` model audio, loop crossfades applied (``docs/engine.md``)."""
+        """ONE batched model step for ``slots`` (sorted) and the second streams among them (a sustain
+        loop's replayed stream, a morph's replayed stream); returns each slot's ``(len(slots), hop)``
+        model audio, crossfades applied (``docs/engine.md``)."""
         hop = self.hop_length_samples
         loop = self.sustain_loop
-        # snapshot the state a held voice has before its loop-start step
-        snap = slots[(self._time[slots] == loop.loop_start_index) & (self._xfade[slots] < 0)]
-        if snap.size:
-            self._scatter(self._snapshot, snap, self._gather(self._state, snap))
-            self._has_snapshot[snap] = True
-        partners = slots[self._xfade[slots] >= 0]
+        crossfading = self._xfade[slots] >= 0
+        kind = self._xfade_kind[slots]
+        # snapshot the state a held voice has before its loop-start step (a morph's new stream, when
+        # the voice is crossfading into one: it is the voice from the crossfade's end)
+        at_start = self._time[slots] == loop.loop_start_index
+        for source, chosen in ((self._state, at_start & ~crossfading),
+                               (self._partner, at_start & crossfading & (kind == _MORPH))):
+            snap = slots[chosen]
+            if snap.size:
+                self._scatter(self._snapshot, snap, self._gather(source, snap))
+                self._has_snapshot[snap] = True
+        partners = slots[crossfading]
+        # the replay ring: the state before this frame (the second stream's, while there is one)
+        ring = self._replay_frames
+        plain = slots[~crossfading]
+        for k, history in self._history.items():
+            history[plain, self._time[plain] % ring] = self._state[k][plain]
+            history[partners, self._partner_time[partners] % ring] = self._partner[k][partners]
         n_main = slots.size
         main = self._gather(self._state, slots)
+        emb = np.repeat(embedding[None, :], n_main + partners.size, axis=0)
         if partners.size:
             other = self._gather(self._partner, partners)
             state = {k: np.concatenate([main[k], other[k]]) for k in main}
             rows = np.concatenate([slots, partners])
             times = np.concatenate([self._time[slots], self._partner_time[partners]])
+            emb[n_main:][self._xfade_kind[partners] == _MORPH] = self._morph.target.astype(np.float32)
         else:
             state, rows, times = main, slots, self._time[slots]
-        emb = np.repeat(embedding[None, :], rows.size, axis=0)
         audio, new_state = self.synth.step(emb, self._pitch[rows], self._velocity[rows],
                                            times.astype(np.int64), state)
         audio = np.asarray(audio, dtype=np.float64)
@@ -750,24 +815,25 @@ class Engine:
 
         self._silence_broken_voices(audio, slots, partners)
         voice_audio = audio[:n_main]
-        if partners.size:
-            total = loop.crossfade_hops * hop
-            for row, slot in enumerate(partners):
-                u = (self._xfade[slot] * hop + self._n) / total  # 0 < u <= 1 across the crossfade
-                i = int(np.searchsorted(slots, slot))
-                outgoing, incoming = voice_audio[i], audio[n_main + row]
-                norm = crossfade_norm(outgoing, incoming, u[hop // 2])
-                if self._xfade[slot] == 0:
-                    self._xfade_norm[slot] = 1.0
-                k = self._xfade_norm[slot] + (norm - self._xfade_norm[slot]) * self._n / hop
-                self._xfade_norm[slot] = norm
-                voice_audio[i] = k * ((1.0 - u) * outgoing + u * incoming)
-                self._xfade[slot] += 1
-                if self._xfade[slot] >= loop.crossfade_hops:  # the replayed stream takes over
-                    for k in self._state:
-                        self._state[k][slot] = self._partner[k][slot]
-                    self._time[slot] = self._partner_time[slot]
-                    self._xfade[slot] = -1
+        for row, slot in enumerate(partners):
+            hops = int(self._xfade_hops[slot])
+            u = (self._xfade[slot] * hop + self._n) / (hops * hop)  # 0 < u <= 1 across the crossfade
+            i = int(np.searchsorted(slots, slot))
+            outgoing, incoming = voice_audio[i], audio[n_main + row]
+            norm = crossfade_norm(outgoing, incoming, u[hop // 2])
+            if self._xfade[slot] == 0:
+                self._xfade_norm[slot] = 1.0
+            k = self._xfade_norm[slot] + (norm - self._xfade_norm[slot]) * self._n / hop
+            self._xfade_norm[slot] = norm
+            voice_audio[i] = k * ((1.0 - u) * outgoing + u * incoming)
+            self._xfade[slot] += 1
+            if self._xfade[slot] >= hops:  # the second stream takes over
+                for key in self._state:
+                    self._state[key][slot] = self._partner[key][slot]
+                if self._xfade_kind[slot] == _LOOP:  # the ring holds the new stream's frames from the loop start
+                    self._history_from[slot] = self._partner_time[slot] - hops
+                self._time[slot] = self._partner_time[slot]
+                self._xfade[slot] = -1
         for slot in slots:
             phase = self._phase[slot]
             if phase not in (HELD, SUSTAINED):
@@ -780,8 +846,53 @@ class Engine:
                 for k in self._partner:
                     self._partner[k][slot] = self._snapshot[k][slot]
                 self._partner_time[slot] = loop.loop_start_index
-                self._xfade[slot] = 0
+                self._start_crossfade(slot, _LOOP, loop.crossfade_hops)
         return voice_audio
+
+    def _start_crossfade(self, slot: int, kind: int, hops: int) -> None:
+        self._xfade[slot] = 0
+        self._xfade_kind[slot] = kind
+        self._xfade_hops[slot] = hops
+
+    def _replay_morphs(self) -> None:
+        """Serve up to ``morph_replays_per_hop`` voices waiting for the morph's replay (oldest request
+        first): re-render their last frames with the target embedding into their second stream and
+        start the crossfade into it (``docs/engine.md``, "Morph")."""
+        if self.config.morph_mode != "replay" or not self._morph_pending.any():
+            return
+        loop = self.sustain_loop
+        time = self._time
+        waiting = self._morph_pending & (self._phase != FREE) & (self._phase != KILLING) & (self._xfade < 0)
+        waiting &= ~self._needs_preroll
+        if loop.mode == "crossfade":  # a morph's crossfade must end before the loop's can start
+            near_loop_end = (time >= loop.loop_end_index - self._morph_xfade_hops - 1) & (time <= loop.loop_end_index)
+            waiting &= ~(near_loop_end & np.isin(self._phase, (HELD, SUSTAINED)))
+        from_start = time <= self.config.morph_from_start_frames
+        frames = np.where(from_start, time, np.minimum(self._replay_frames, time - self._history_from))
+        waiting &= from_start | (frames >= 11)
+        slots = np.flatnonzero(waiting)
+        if slots.size == 0:
+            return
+        order = np.lexsort((slots, self._pending_since[slots]))
+        slots = np.sort(slots[order[: self.config.morph_replays_per_hop]])
+        target = self._morph.target.astype(np.float32)
+        for start_fresh in (True, False):
+            for count in np.unique(frames[slots[from_start[slots] == start_fresh]]):
+                group = slots[(from_start[slots] == start_fresh) & (frames[slots] == count)]
+                first = time[group] - count
+                if start_fresh:
+                    begin = {k: np.repeat(v, group.size, axis=0) for k, v in self._fresh.items()}
+                else:
+                    begin = {k: h[group, first % self._replay_frames] for k, h in self._history.items()}
+                time_index = first[:, None] + np.arange(count, dtype=np.int64)[None, :]
+                state = replay(self.synth, np.repeat(target[None], group.size, axis=0), self._pitch[group],
+                               self._velocity[group], time_index, begin)
+                self._scatter(self._partner, group, state)
+                self._partner_time[group] = time[group]
+                for slot in group:
+                    self._start_crossfade(slot, _MORPH, self._morph_xfade_hops)
+        self._morph_pending[slots] = False
+        self.morph_replays += int(slots.size)
 
     def _step_voices(self, embedding: np.ndarray) -> np.ndarray:
         hop = self.hop_length_samples

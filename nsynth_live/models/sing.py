@@ -287,3 +287,51 @@ class SingStreamingStep(nn.Module):
             "context": torch.zeros(voices, cfg.decoder_kernel_frames - 1, cfg.embedding_dims),
             "overlap": torch.zeros(voices, cfg.window_length_samples - cfg.hop_length_samples),
         }
+
+
+class SingReplay(nn.Module):
+    """Re-run a voice's last frames with another instrument embedding: the stream state it would have
+    now had those frames been played with it (the graph behind the engine's crossfaded morph).
+
+    From the LSTM state before frame ``t - K`` (or a fresh note's zero state with ``t`` frames), the
+    LSTM runs frames ``t - K .. t - 1`` (``time_index``) in one sequence; the decoder context is the
+    last ``kernel - 1`` (8) embeddings and the overlap the tails of the last 3 atoms, whose windows
+    (9 frames each) need the last 11 embeddings: so ``K >= 11``, and the result equals
+    :class:`SingStreamingStep` run over the same frames with the same LSTM start state, whatever
+    the context and overlap were before ``t - K`` (an atom is 4 hops long).
+
+    Inputs: ``instrument_embedding`` (voices, instrument_dims) float32, ``pitch_midi`` (voices,) int64,
+    ``velocity`` (voices,) float32, ``time_index`` (voices, K) int64, ``lstm_h``, ``lstm_c`` (voices,
+    layers, hidden) float32. Outputs: ``next_lstm_h``, ``next_lstm_c``, ``next_context``,
+    ``next_overlap``, as the step's state before frame ``t``.
+    """
+
+    MIN_FRAMES = 11  # decoder_kernel_frames + 2 for the default config (checked in forward's shapes)
+
+    def __init__(self, sing: Sing):
+        super().__init__()
+        self.config = sing.config
+        self.sequence_generator = sing.sequence_generator
+        self.decoder = sing.decoder
+
+    def forward(self, instrument_embedding, pitch_midi, velocity, time_index, lstm_h, lstm_c):
+        cfg = self.config
+        gen = self.sequence_generator
+        kernel = cfg.decoder_kernel_frames
+        hop = cfg.hop_length_samples
+        window = cfg.window_length_samples
+        x = gen.conditioning(instrument_embedding, pitch_midi, velocity, time_index)
+        out, (h, c) = gen.lstm(x, (lstm_h.transpose(0, 1).contiguous(), lstm_c.transpose(0, 1).contiguous()))
+        embeddings = gen.output(out)  # (voices, K, D)
+        tail_atoms = window // hop - 1  # 3 atoms still ring into the next hop
+        frames = embeddings[:, -(kernel - 1 + tail_atoms):]  # (voices, 11, D)
+        dec = self.decoder
+        hidden = dec.hidden(dec.conv(frames.transpose(1, 2)))  # (voices, C, 3)
+        atoms = hidden.transpose(1, 2) @ dec.synthesis.windowed_weight()[:, 0, :]  # (voices, 3, window)
+        complete = (time_index[:, -tail_atoms:] >= kernel - 1).to(atoms.dtype)[:, :, None]
+        atoms = atoms * complete
+        overlap = torch.zeros_like(atoms[:, 0, hop:])
+        for age in range(tail_atoms):  # atom of frame t-1-age: its samples after (age + 1) hops
+            start = (age + 1) * hop
+            overlap = overlap + F.pad(atoms[:, tail_atoms - 1 - age, start:], (0, start - hop))
+        return h.transpose(0, 1), c.transpose(0, 1), embeddings[:, -(kernel - 1):], overlap

@@ -5,7 +5,7 @@ batched state (a dict of arrays whose axis 0 is the voice slot) and calls :meth:
 once per hop for the voices that sound. Stepping is deterministic: the same inputs and state give
 the same output, whatever the batch size.
 
-Timeline of a note (SING, Defossez et al. 2018, section 3; ../shared/reference/sing.md):
+Timeline of a note (SING, Defossez et al. 2018, section 3; ``docs/model.md``):
 steps ``0 .. preroll_steps - 1`` are run at note-on and their audio is discarded (the LSTM runs
 ahead of playback to fill the decoder's look-ahead); step ``preroll_steps + k`` returns note
 samples ``[k * hop, (k + 1) * hop)``. ``time_index`` must stay below ``time_steps``.
@@ -94,3 +94,56 @@ class StreamingSynth(Protocol):
         audio : (voices, hop_length_samples) float32 at ``spec.sample_rate``
         next_state : dict with the same keys and shapes as ``state``
         """
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay: the state a voice would have now with another instrument embedding (the engine's morph)
+# ---------------------------------------------------------------------------------------------
+# A synth may offer a faster ``replay(instrument_embedding, pitch_midi, velocity, time_index,
+# start_state) -> state`` with the same meaning as :func:`replay_by_stepping` and a tuple
+# ``replay_state_keys`` naming the parts of the state it needs at the window's start (SING's ONNX
+# replay graph needs only the LSTM's; stepping needs all of them).
+
+
+def replay_state_keys(synth) -> tuple[str, ...]:
+    """The state keys ``synth``'s replay needs at the start of its window (every key by default)."""
+    keys = getattr(synth, "replay_state_keys", None)
+    return tuple(keys) if keys is not None else tuple(synth.new_state(1))
+
+
+def replay_by_stepping(synth, instrument_embedding, pitch_midi, velocity, time_index, start_state) -> State:
+    """Run frames ``time_index[:, 0] .. time_index[:, -1]`` of every voice with ``instrument_embedding``
+    from ``start_state`` (the state before the first of them); the state before the frame after.
+
+    Parameters
+    ----------
+    synth : StreamingSynth
+    instrument_embedding : (voices, embedding_dims) float32
+    pitch_midi : (voices,) int64
+    velocity : (voices,) float32
+    time_index : (voices, frames) int64
+        Consecutive frame indices per voice.
+    start_state : dict of arrays, axis 0 = voices
+        Every key of ``synth.new_state``.
+
+    Returns
+    -------
+    dict of arrays
+        The state after the last frame (what :meth:`StreamingSynth.step` would carry on from).
+    """
+    state = {k: np.asarray(v) for k, v in start_state.items()}
+    emb = np.ascontiguousarray(instrument_embedding, dtype=np.float32)
+    pitch = np.asarray(pitch_midi, dtype=np.int64)
+    vel = np.asarray(velocity, dtype=np.float32)
+    for column in np.asarray(time_index, dtype=np.int64).T:
+        _, state = synth.step(emb, pitch, vel, np.ascontiguousarray(column), state)
+    return state
+
+
+def replay(synth, instrument_embedding, pitch_midi, velocity, time_index, start_state) -> State:
+    """``synth.replay`` when the synth has one, else :func:`replay_by_stepping`; both return every
+    key of the state. ``start_state`` needs the keys of :func:`replay_state_keys`."""
+    method = getattr(synth, "replay", None)
+    if method is None:
+        return replay_by_stepping(synth, instrument_embedding, pitch_midi, velocity, time_index, start_state)
+    return method(instrument_embedding, pitch_midi, velocity, time_index, start_state)

@@ -13,14 +13,17 @@ from typing import Sequence
 import torch
 
 from nsynth_live.fileio import atomic_output
-from nsynth_live.models.sing import Sing, SingStreamingStep
+from nsynth_live.models.sing import Sing, SingReplay, SingStreamingStep
 from nsynth_live.runtime.sing_onnx import (
     INPUT_NAMES,
     NAME_KEY,
     ONNX_OPSET,
     OUTPUT_NAMES,
+    REPLAY_INPUT_NAMES,
+    REPLAY_OUTPUT_NAMES,
     SING_ONNX_FORMAT_VERSION,
     WEIGHTS_SHA256_KEY,
+    replay_path,
     weights_sha256,
 )
 
@@ -34,7 +37,8 @@ def export_sing_onnx(
     pitch_max_midi: int = 84,
     name: str | None = None,
 ) -> None:
-    """Export the streaming step of ``sing`` to a single ONNX file (written atomically).
+    """Export the streaming step of ``sing`` to a single ONNX file (written atomically), and its
+    replay graph next to it (:func:`export_sing_replay_onnx`, ``<name>.replay.onnx``).
 
     The metadata carries ``name`` and ``weights_sha256`` (:func:`weights_sha256` of the written
     weights), which the loader checks.
@@ -90,6 +94,46 @@ def export_sing_onnx(
             NAME_KEY: config.name if name is None else str(name),
             WEIGHTS_SHA256_KEY: weights_sha256(model),
         }
+        del model.metadata_props[:]
+        for key, value in metadata.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(model, tmp)
+    export_sing_replay_onnx(sing, replay_path(path), step_weights_sha256=metadata[WEIGHTS_SHA256_KEY])
+
+
+def export_sing_replay_onnx(sing: Sing, path: str | os.PathLike, *, step_weights_sha256: str | None = None) -> None:
+    """Export :class:`~nsynth_live.models.sing.SingReplay` of ``sing`` to ONNX (written atomically).
+
+    The engine's crossfaded morph runs it to re-render a voice's last frames with a new instrument
+    embedding (``docs/engine.md``). Its metadata names it (``model = sing-replay``), carries its own
+    ``weights_sha256`` and, when given, the step graph's (``weights_sha256_of_step``), so the loader
+    refuses a replay file of another model.
+    """
+    import onnx  # noqa: PLC0415
+
+    replay = SingReplay(sing).eval()
+    voices, frames = 2, 16
+    cfg = sing.config
+    example = (
+        sing.instrument_embedding(torch.zeros(voices, dtype=torch.long)).detach(),
+        torch.full((voices,), 60, dtype=torch.long),
+        torch.full((voices,), 100.0),
+        torch.arange(frames)[None].expand(voices, -1).contiguous(),
+        torch.zeros(voices, cfg.lstm_layers, cfg.lstm_hidden),
+        torch.zeros(voices, cfg.lstm_layers, cfg.lstm_hidden),
+    )
+    axes = {name: {0: "voices"} for name in REPLAY_INPUT_NAMES + REPLAY_OUTPUT_NAMES}
+    axes["time_index"] = {0: "voices", 1: "frames"}
+    with atomic_output(path) as tmp, torch.no_grad():
+        torch.onnx.export(replay, example, tmp, input_names=list(REPLAY_INPUT_NAMES),
+                          output_names=list(REPLAY_OUTPUT_NAMES), dynamic_axes=axes,
+                          opset_version=ONNX_OPSET, dynamo=False)
+        model = onnx.load(tmp)
+        metadata = {"format_version": str(SING_ONNX_FORMAT_VERSION), "model": "sing-replay",
+                    WEIGHTS_SHA256_KEY: weights_sha256(model)}
+        if step_weights_sha256 is not None:
+            metadata[WEIGHTS_SHA256_KEY + "_of_step"] = step_weights_sha256
         del model.metadata_props[:]
         for key, value in metadata.items():
             entry = model.metadata_props.add()

@@ -37,6 +37,12 @@ from nsynth_live.runtime.protocol import State, StreamSpec
 SING_ONNX_FORMAT_VERSION = 1
 ONNX_OPSET = 17
 STATE_NAMES = ("lstm_h", "lstm_c", "context", "overlap")
+# The replay graph (models.sing.SingReplay), in a file of its own next to the step graph:
+REPLAY_SUFFIX = ".replay.onnx"  # sing_default.onnx -> sing_default.replay.onnx
+REPLAY_INPUT_NAMES = ("instrument_embedding", "pitch_midi", "velocity", "time_index", "lstm_h", "lstm_c")
+REPLAY_OUTPUT_NAMES = tuple(f"next_{name}" for name in STATE_NAMES)
+REPLAY_MIN_FRAMES = 11  # the last 3 atoms need 11 embeddings (SingReplay)
+REPLAY_PARITY_TOLERANCE = 1e-4  # load check: replay vs stepping the step graph, largest state difference
 INPUT_NAMES = ("instrument_embedding", "pitch_midi", "velocity", "time_index") + STATE_NAMES
 OUTPUT_NAMES = ("audio",) + tuple(f"next_{name}" for name in STATE_NAMES)
 NAME_KEY = "name"  # metadata: the model's name (SingConfig.name unless export_sing_onnx is told otherwise)
@@ -361,6 +367,78 @@ class SingOnnxSynth:
             raise
         except Exception as exc:  # onnxruntime's own errors: a graph that loads but cannot run
             raise ModelFileError(f"model file {path} cannot run a test note: {type(exc).__name__}: {exc}") from exc
+        self.replay_session = None
+        self.replay_state_keys = STATE_NAMES
+        self.replay_path = replay_path(path)
+        if self.replay_path.is_file():
+            self._open_replay(ort, options, list(providers))
+
+    def _open_replay(self, ort, options, providers) -> None:
+        """Open the replay graph and check it against the step graph (weights, then a test replay
+        that must equal stepping the same frames within :data:`REPLAY_PARITY_TOLERANCE`)."""
+        path = self.replay_path
+        data = path.read_bytes()
+        proto = _parse(data, path=path)
+        meta = {entry.key: entry.value for entry in proto.metadata_props}
+        if meta.get("model") != "sing-replay":
+            raise ModelFileError(f"replay file {path} is not a SING replay graph (metadata model={meta.get('model')!r}); "
+                                 f"delete it or re-export the model")
+        check_weights(proto, path=path)
+        if self.weights_sha256 is not None and meta.get(WEIGHTS_SHA256_KEY + "_of_step") not in (None, self.weights_sha256):
+            raise ModelFileError(f"replay file {path} belongs to another model than {self.path} "
+                                 f"(re-export both with export/train_sing.py, or delete {path.name})")
+        del proto
+        try:
+            session = ort.InferenceSession(data, sess_options=options, providers=providers)
+        except Exception as exc:
+            raise ModelFileError(f"replay file {path} is not a readable ONNX model: {exc}") from exc
+        self.replay_session = session
+        self.replay_state_keys = ("lstm_h", "lstm_c")
+        try:
+            error = self._replay_parity_error()
+        except Exception as exc:
+            self.replay_session, self.replay_state_keys = None, STATE_NAMES
+            raise ModelFileError(f"replay file {path} cannot run a test replay: {type(exc).__name__}: {exc}") from exc
+        if not error <= REPLAY_PARITY_TOLERANCE:
+            self.replay_session, self.replay_state_keys = None, STATE_NAMES
+            raise ModelIntegrityError(f"replay file {path} does not match {self.path.name}: a test replay differs from "
+                                      f"stepping by {error:.3g} (> {REPLAY_PARITY_TOLERANCE:g}); it is corrupt or "
+                                      f"from another model: re-export it or delete it")
+
+    def _replay_parity_error(self) -> float:
+        """Largest state difference between the replay graph and the step graph over one test window."""
+        spec = self.spec
+        emb = self._embeddings[:1].copy()
+        pitch, velocity = np.array([60], np.int64), np.array([100.0], np.float32)
+        state = self.new_state(1)
+        start, frames = spec.preroll_steps + 4, REPLAY_MIN_FRAMES + 1
+        for t in range(start):
+            _, state = self.step(emb, pitch, velocity, np.array([t], np.int64), state)
+        time_index = np.arange(start, start + frames, dtype=np.int64)[None]
+        stepped = dict(state)
+        for t in time_index[0]:
+            _, stepped = self.step(emb, pitch, velocity, np.array([t], np.int64), stepped)
+        replayed = self.replay(emb, pitch, velocity, time_index, state)
+        return max(float(np.max(np.abs(replayed[k] - stepped[k]))) for k in STATE_NAMES)
+
+    def replay(self, instrument_embedding, pitch_midi, velocity, time_index, start_state) -> State:
+        """The state after frames ``time_index`` (voices, K) run from ``start_state`` with
+        ``instrument_embedding`` (the engine's crossfaded morph; ``runtime.protocol.replay_by_stepping``
+        gives the meaning). Uses the replay graph when the model has one and ``K >= 11``, else steps."""
+        time_index = np.ascontiguousarray(time_index, dtype=np.int64)
+        if self.replay_session is None or time_index.shape[1] < REPLAY_MIN_FRAMES:
+            from nsynth_live.runtime.protocol import replay_by_stepping  # noqa: PLC0415
+
+            return replay_by_stepping(self, instrument_embedding, pitch_midi, velocity, time_index, start_state)
+        feeds = {
+            "instrument_embedding": np.ascontiguousarray(instrument_embedding, dtype=np.float32),
+            "pitch_midi": np.ascontiguousarray(pitch_midi, dtype=np.int64),
+            "velocity": np.ascontiguousarray(velocity, dtype=np.float32),
+            "time_index": time_index,
+            "lstm_h": np.ascontiguousarray(start_state["lstm_h"], dtype=np.float32),
+            "lstm_c": np.ascontiguousarray(start_state["lstm_c"], dtype=np.float32),
+        }
+        return dict(zip(STATE_NAMES, self.replay_session.run(None, feeds)))
 
     def instrument_embedding(self, name: str) -> np.ndarray:
         """Embedding of instrument ``name``, shape ``(embedding_dims,)`` float32.
@@ -410,6 +488,13 @@ class SingOnnxSynth:
         emb = np.asarray(instrument_embedding, np.float32)[None]
         return render_notes(self, instrument_embeddings=emb, pitch_midi=pitch_midi, velocity=velocity,
                             n_note_steps=hops, max_voices_per_batch=1)[0]
+
+
+def replay_path(path: str | os.PathLike) -> Path:
+    """Where the replay graph of the step graph ``path`` lives (``x.onnx`` -> ``x.replay.onnx``)."""
+    path = Path(path)
+    return path.with_name(path.name[: -len(".onnx")] + REPLAY_SUFFIX if path.name.endswith(".onnx")
+                          else path.name + REPLAY_SUFFIX)
 
 
 def load_synth(path: str | os.PathLike, **kwargs) -> SingOnnxSynth:

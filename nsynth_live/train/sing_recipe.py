@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import platform
 import time
 from dataclasses import asdict, replace
@@ -45,6 +46,9 @@ def parse_args(argv=None):
     parser.add_argument("--spectral-n-ffts", type=_window_lengths, default=RECIPE_SPECTRAL_N_FFTS,
                         help="comma-separated STFT window lengths in samples of the training loss (1024: SING's "
                              f"alone; default: {','.join(map(str, RECIPE_SPECTRAL_N_FFTS))})")
+    parser.add_argument("--export-replay", action="store_true",
+                        help="only write MODELS_DIR/NAME.replay.onnx (the morph's replay graph) from the trained "
+                        "NAME.pt and exit; overwrites it")
     return parser.parse_args(argv)
 
 
@@ -58,9 +62,30 @@ def _window_lengths(text: str) -> tuple[int, ...]:
     return lengths
 
 
+def export_replay_only(models: Path, name: str) -> int:
+    """Write ``models/<name>.replay.onnx`` from ``models/<name>.pt`` (a model exported before the
+    replay graph existed); the step graph ``<name>.onnx`` is left as it is."""
+    from nsynth_live.models.checkpoint import load_sing  # noqa: PLC0415
+    from nsynth_live.runtime.sing_export import export_sing_replay_onnx  # noqa: PLC0415
+    from nsynth_live.runtime.sing_onnx import replay_path  # noqa: PLC0415
+
+    checkpoint = models / f"{name}.pt"
+    if not checkpoint.is_file():
+        print(f"error: {checkpoint} does not exist: train the model first (python export/train_sing.py)",
+              file=sys.stderr)
+        return 1
+    sing, _ = load_sing(checkpoint)
+    target = replay_path(models / f"{name}.onnx")
+    export_sing_replay_onnx(sing, target)
+    print(f"wrote {target}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.export_replay:
+        return export_replay_only(Path(args.models_dir), args.name)
     wall_start = time.monotonic()
     data = Path(args.data)
     if not (data / DONE_MARKER).is_file():

@@ -124,3 +124,67 @@ def test_default_model_streams_like_its_checkpoint():
     with torch.no_grad():
         full = sing(torch.from_numpy(embedding), torch.from_numpy(pitch), torch.from_numpy(velocity)).numpy()
     assert np.abs(stream_whole_notes(synth, embedding, pitch, velocity) - full).max() <= 1e-4
+
+
+# ------------------------------------------------------------------ the replay graph (the morph)
+def _stepped(synth, embedding, pitch, velocity, frames):
+    """States before every frame 0..frames of notes stepped from a fresh state."""
+    state = synth.new_state(len(pitch))
+    states = [state]
+    for t in range(frames):
+        _, state = synth.step(embedding, pitch, velocity, np.full(len(pitch), t), state)
+        states.append(state)
+    return states
+
+
+@pytest.mark.parametrize("start, frames", [(0, 14), (20, 12), (9, 11), (30, 16)])
+def test_replay_graph_equals_stepping(small_model, start, frames):
+    """From the LSTM state alone (the engine's ring keeps only that), the replay graph gives the
+    whole state stepping gives: from a note's start, or from a window inside it."""
+    sing, path = small_model
+    synth = load_synth(path, **LOUD)
+    assert synth.replay_session is not None and synth.replay_state_keys == ("lstm_h", "lstm_c")
+    embedding = sing.instrument_embedding(torch.tensor([0, 2])).detach().numpy()
+    pitch, velocity = np.array([45, 70]), np.array([30.0, 127.0], np.float32)
+    states = _stepped(synth, embedding, pitch, velocity, start + frames)
+    begin = {k: states[start][k] for k in synth.replay_state_keys}
+    time_index = np.arange(start, start + frames)[None].repeat(2, axis=0)
+    replayed = synth.replay(embedding, pitch, velocity, time_index, begin)
+    for key, value in states[start + frames].items():
+        assert np.abs(replayed[key] - value).max() <= 1e-5, key
+
+
+def test_a_model_without_replay_graph_replays_by_stepping(small_model, tmp_path):
+    sing, path = small_model
+    alone = tmp_path / "alone.onnx"
+    alone.write_bytes(path.read_bytes())
+    synth = load_synth(alone, **LOUD)
+    assert synth.replay_session is None and set(synth.replay_state_keys) == set(synth.new_state(1))
+    embedding = sing.instrument_embedding(torch.tensor([1])).detach().numpy()
+    pitch, velocity = np.array([60]), np.array([100.0], np.float32)
+    states = _stepped(synth, embedding, pitch, velocity, 20)
+    replayed = synth.replay(embedding, pitch, velocity, np.arange(8, 20)[None], states[8])
+    assert all(np.array_equal(replayed[k], states[20][k]) for k in states[20])
+
+
+def test_a_corrupt_or_foreign_replay_graph_is_refused(small_model, tmp_path):
+    from nsynth_live.runtime.sing_export import export_sing_replay_onnx
+    from nsynth_live.runtime.sing_onnx import ModelIntegrityError, replay_path
+
+    sing, path = small_model
+    copy = tmp_path / "m.onnx"
+    copy.write_bytes(path.read_bytes())
+    torch.manual_seed(5)
+    other = Sing(SMALL).eval()
+    export_sing_replay_onnx(other, replay_path(copy))  # another model's replay graph, no step hash in it
+    with pytest.raises(ModelIntegrityError, match="does not match m.onnx"):
+        load_synth(copy, **LOUD)
+    replay_path(copy).write_bytes(b"not onnx at all")
+    with pytest.raises(ModelFileError, match="m.replay.onnx"):
+        load_synth(copy, **LOUD)
+
+
+def test_default_model_has_its_replay_graph():
+    synth = load_synth(DEFAULT_MODEL)
+    assert synth.replay_session is not None
+    assert synth._replay_parity_error() <= 1e-5
