@@ -12,6 +12,7 @@ A preset file ``presets/<name>.toml`` (format version 1)::
     xy = [0.5, 0.5]                   # start position, each in [0, 1]
     release_seconds = 0.5             # release time to -60 dB after note-off
     gain_db = -6.0                    # master gain
+    width = 1.0                       # stereo spread of the keys, 0 (mono) .. 1 (docs/engine.md)
 
     [controls]                        # optional; these are the defaults (docs/midi.md)
     x_cc = 12                         # controller that moves X (0..31: 14-bit with CC x_cc + 32)
@@ -133,6 +134,9 @@ class Preset:
         Time for a released note to fall by 60 dB, in s (0.01..4).
     gain_db : float
         Master gain in dB (-60..12).
+    width : float
+        Stereo spread of the keys, 0 (every voice in the centre) .. 1 (MIDI 36 at pan -0.5, MIDI 84
+        at +0.5; ``engine.voices.key_pan``).
     description : str
         Free text.
     bank : str
@@ -149,6 +153,7 @@ class Preset:
     description: str = ""
     bank: str = ""
     controls: Controls = Controls()
+    width: float = 1.0
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME_PATTERN.fullmatch(self.name):
@@ -173,6 +178,9 @@ class Preset:
         if not _is_number(self.gain_db) or not low <= self.gain_db <= high:
             raise PresetError(f"preset {self.name!r}: gain_db must be in [{low}, {high}] dB, "
                               f"got {self.gain_db!r}")
+        if not _is_number(self.width) or not 0.0 <= self.width <= 1.0:
+            raise PresetError(f"preset {self.name!r}: width must be in [0, 1], got {self.width!r}")
+        object.__setattr__(self, "width", float(self.width))
         if not isinstance(self.description, str):
             raise PresetError(f"preset {self.name!r}: description must be a string")
         if not isinstance(self.bank, str):
@@ -238,7 +246,7 @@ def load_preset(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> 
         raise PresetError(f"preset file {path} has format_version {version!r}; this version of "
                           f"nsynth-live reads format_version {PRESET_FORMAT_VERSION} only")
     known = {"format_version", "name", "description", "corners", "xy", "release_seconds", "gain_db", "bank",
-             "controls"}
+             "controls", "width"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise PresetError(f"preset file {path}: unknown keys {unknown}; valid keys: {sorted(known)}")
@@ -271,6 +279,7 @@ def load_preset(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> 
             gain_db=data.get("gain_db", -6.0),
             description=data.get("description", ""),
             controls=controls,
+            width=data.get("width", 1.0),
         )
     except PresetError as error:
         raise PresetError(f"preset file {path}: {error}") from error

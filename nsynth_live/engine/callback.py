@@ -8,7 +8,7 @@ runs, and sends the engine the events it must act on (``to_engine``). It talks t
 * ``ring`` ``(capacity_frames, channels)`` float32, written by the producer;
 * ``counters`` int64 (``C_*`` indices): the producer's write position, the callback's read position
   and the callback's own counts;
-* ``scalars`` float64 (``S_*`` indices): the master gain and the preset's release time, refreshed
+* ``scalars`` float64 (``S_*`` indices): the master gain, the preset's release time and stereo width, refreshed
   by the producer every hop;
 
 so the same object runs in the instrument's process (tests, ``--audio-in-process``) or in the
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nsynth_live.engine.master_bus import soft_clip
-from nsynth_live.engine.voices import release_factor_per_sample
+from nsynth_live.engine.voices import key_pan, pan_gains, release_factor_per_sample
 from nsynth_live.engine.events import (
     CC_RESET_ALL_CONTROLLERS,
     CC_SUSTAIN_PEDAL,
@@ -54,7 +54,7 @@ from nsynth_live.engine.events import (
 C_WRITE, C_READ, C_XRUNS, C_UNDERRUNS, C_ERRORS, C_CACHED, C_UNCACHED, C_MIDI_MESSAGES, C_MIDI_EVENTS = range(9)
 N_COUNTERS = 12
 # scalars (float64)
-S_MASTER_GAIN, S_RELEASE_SECONDS = range(2)
+S_MASTER_GAIN, S_RELEASE_SECONDS, S_WIDTH = range(3)
 N_SCALARS = 4
 
 
@@ -164,11 +164,14 @@ class CallbackSide:
         self.cache = None
         self._inbox: collections.deque = collections.deque()
         self._event_source = event_source
-        # playing attacks: [cache.attack, row, start_frame, gain, key, handoff_frame, release_from, kill_from]
+        # playing attacks: [cache.attack, row, start_frame, gains, key, handoff_frame, release_from, kill_from];
+        # gains: (mix channels,) float32, the master gain times the key's pan (engine.voices.pan_gains)
         self._attacks: list = []
         self._attacks_by_key: dict = {}  # key -> its records in _attacks
         self._block_ramp = np.arange(config.capacity_frames, dtype=np.int64)
-        self._mix = np.zeros(config.capacity_frames, dtype=np.float32)
+        self._n_mix = 2 if config.channels >= 2 else 1  # the engine's mix: stereo, or mono
+        self._mix = np.zeros((self._n_mix, config.capacity_frames), dtype=np.float32)
+        self._channel_map = np.arange(config.channels) % self._n_mix
         self._sustain_down = False
         self._bent = np.zeros(16, dtype=bool)  # channels whose pitch bend is off centre
 
@@ -232,7 +235,7 @@ class CallbackSide:
                 counters[C_UNDERRUNS] += 1
             if self._attacks and n > 0:  # over the frames the ring had: attacks stay aligned with it
                 self._mix_attacks(now, n)
-                outdata[:n] += self._mix[:n, None]
+                outdata[:n] += self._mix[:, :n].T[:, self._channel_map]
                 clipped = soft_clip(outdata, self.config.limiter_knee)  # ``outdata`` itself when below
                 if clipped is not outdata:
                     outdata[:] = clipped
@@ -275,7 +278,10 @@ class CallbackSide:
             else:
                 note_sample = int(round(start / config.ratio))
             at_sample = max(0, config.sample_origin + note_sample + cache.handoff_hops * cache.hop_length_samples)
-            record = [cache.attack, row, start, float(self.scalars[S_MASTER_GAIN]), key, handoff, -1, -1]
+            gains = np.full(self._n_mix, float(self.scalars[S_MASTER_GAIN]), dtype=np.float32)
+            if self._n_mix == 2:  # panned as the engine pans the key's voice
+                gains *= pan_gains(key_pan(key, float(self.scalars[S_WIDTH]))).astype(np.float32)
+            record = [cache.attack, row, start, gains, key, handoff, -1, -1]
             self._attacks.append(record)
             records.append(record)
             velocity = float(cache.velocities[row % cache.velocities.size])
@@ -333,7 +339,7 @@ class CallbackSide:
         Attacks without an envelope that cover the whole block (a chord's notes, most of the time)
         are summed in one gather and one matrix-vector product; the others one by one.
         """
-        mix = self._mix[:frames]
+        mix = self._mix[:, :frames]
         mix.fill(0.0)
         end = now + frames
         release = None
@@ -356,7 +362,7 @@ class CallbackSide:
             a0, a1 = max(now, start), min(end, stop)
             finished = False
             if a1 > a0:
-                segment = table[row, a0 - start:a1 - start] * gain
+                segment = table[row, a0 - start:a1 - start]
                 if release_from >= 0 or kill_from >= 0:
                     t = np.arange(a0, a1, dtype=np.float64)
                     if release_from >= 0:
@@ -367,13 +373,13 @@ class CallbackSide:
                     if kill_from >= 0:
                         segment = segment * np.clip(1.0 - (t - kill_from) / kill_frames, 0.0, 1.0)
                         finished = a1 - kill_from >= kill_frames  # faded out
-                mix[a0 - now:a1 - now] += segment
+                mix[:, a0 - now:a1 - now] += gain[:, None] * segment
             if not finished:
                 keep.append(attack)
         if fast_rows:
             columns = np.asarray(fast_offsets)[:, None] + self._block_ramp[None, :frames]
             segments = fast_table[np.asarray(fast_rows)[:, None], columns]
-            mix += np.asarray(fast_gains, dtype=np.float32) @ segments
+            mix += np.asarray(fast_gains, dtype=np.float32).T @ segments
         if len(keep) != len(self._attacks):
             self._attacks = keep
             by_key: dict = {}

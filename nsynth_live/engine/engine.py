@@ -59,6 +59,8 @@ from nsynth_live.engine.voices import (  # noqa: F401 - phases re-exported for t
     SUSTAINED,
     free_slot,
     hop_envelope,
+    key_pan,
+    pan_gains,
     release_factor_per_sample,
     steal_victim,
 )
@@ -246,7 +248,9 @@ class Engine:
     max_voices : int
         Voices that may sound at once (>= 1); stolen voices fade in spare slots.
     channels : int
-        Output channels (the mono mix is copied to each).
+        Output channels: 1 for the mono mix (every voice in the centre), 2 for the stereo mix (each
+        voice panned by its key and the preset's ``width``), more for the stereo pair repeated
+        (channels 0, 2, ... left; 1, 3, ... right).
     config : EngineConfig or None
         Tuning; None for the defaults.
 
@@ -278,8 +282,11 @@ class Engine:
         self.channels = channels
         self.hop_length_samples = spec.hop_length_samples
         self.hop_seconds = spec.hop_length_samples / spec.sample_rate
-        self._resampler = make_resampler(input_sample_rate=spec.sample_rate,
-                                         output_sample_rate=self.output_sample_rate)
+        self._n_mix = 2 if channels >= 2 else 1  # the mix's channels: stereo, or the centred mono
+        self._resamplers = [make_resampler(input_sample_rate=spec.sample_rate,
+                                           output_sample_rate=self.output_sample_rate)
+                            for _ in range(self._n_mix)]
+        self._resampler = self._resamplers[0]
         self.sustain_loop = self.config.sustain_loop or SustainLoop.for_spec(spec)
         self.sustain_loop.check(spec)
 
@@ -335,7 +342,8 @@ class Engine:
         self._scheduled: list = []  # Timed note starts for later hops
         self._offset = np.zeros(n_slots, dtype=np.int64)  # samples into the hop where the voice's hops start
         self._carry = np.zeros((n_slots, hop), dtype=np.float64)  # a voice's audio for the next hop
-        self._pending = np.zeros(hop, dtype=np.float64)  # carries of voices freed in the last hop
+        self._pending = np.zeros((self._n_mix, hop), dtype=np.float64)  # carries of voices freed in the last hop
+        self._pan = np.ones((n_slots, self._n_mix), dtype=np.float64)  # each voice's gain per mix channel
         self._handoff = np.zeros(n_slots, dtype=bool)  # continuation of a cached attack: fade in this hop
         self._handoff_ramp = self._n / hop
         self._channel = np.zeros(n_slots, dtype=np.int64)  # MIDI channel of the voice's note-on
@@ -355,7 +363,7 @@ class Engine:
         self._release_factor = self._release_factor_for(self.preset)
         self._morph = EmbeddingMorph(self._blend(self._xy), hops=self._morph_hops)
         self._controllers = ControllerState(self.preset.controls)
-        self._expression = Expression(hop=hop, sample_rate=sr)
+        self._expression = Expression(hop=hop, sample_rate=sr, channels=self._n_mix)
 
     # ------------------------------------------------------------------ public API
     def post(self, event) -> None:
@@ -443,13 +451,16 @@ class Engine:
         embedding = self._advance_morph()
         self._preroll(embedding)
         self._replay_morphs()
-        mono = self._step_voices(embedding)
-        mono = self._mute_nonfinite(mono)
-        mono = self._expression.process(mono, **self._controllers.amounts)
-        mono = self._master(mono)
-        resampled = self._soft_clip(self._resampler.process(mono))
+        mix = self._step_voices(embedding)
+        mix = self._mute_nonfinite(mix)
+        mix = self._expression.process(mix, **self._controllers.amounts)
+        mix = self._master(mix)
+        resampled = np.stack([r.process(row) for r, row in zip(self._resamplers, mix)], axis=1)
+        resampled = self._soft_clip(resampled)
         self._hop_index += 1
-        return np.repeat(resampled[:, None], self.channels, axis=1).astype(np.float32, copy=False)
+        if self.channels == self._n_mix:
+            return resampled.astype(np.float32, copy=False)
+        return resampled[:, np.arange(self.channels) % self._n_mix].astype(np.float32, copy=False)
 
     # ------------------------------------------------------------------ presets and timbre
     def _check_preset(self, preset) -> Preset:
@@ -673,6 +684,8 @@ class Engine:
                cached: CachedNoteOn | None = None, at_sample: int = 0, channel: int = 0) -> None:
         self._flush_carry(slot)
         self._channel[slot] = channel
+        if self._n_mix == 2:
+            self._pan[slot] = pan_gains(key_pan(key, self.preset.width))
         self._bend.start(slot, self._bend_ratio(channel))
         self._offset[slot] = offset
         self._handoff[slot] = False
@@ -715,7 +728,7 @@ class Engine:
         """Move what a voice still owes the next hop into the shared pending buffer."""
         o = int(self._offset[slot])
         if o:
-            self._pending[:o] += self._carry[slot, :o]
+            self._pending[:, :o] += self._pan[slot][:, None] * self._carry[slot, :o]
             self._carry[slot, :o] = 0.0
         self._offset[slot] = 0
 
@@ -921,11 +934,12 @@ class Engine:
                 y = y * self._handoff_ramp
                 self._handoff[slot] = False
             o = int(self._offset[slot])
+            pan = self._pan[slot][:, None]
             if o == 0:
-                mix += y
+                mix += pan * y
             else:  # the voice's hops start o samples into the engine's
-                mix[:o] += self._carry[slot, :o]
-                mix[o:] += y[:hop - o]
+                mix[:, :o] += pan * self._carry[slot, :o]
+                mix[:, o:] += pan * y[:hop - o]
                 self._carry[slot, :o] = y[hop - o:]
             self._env[slot] = env[-1]
             self._sounded[slot] = True
@@ -959,8 +973,8 @@ class Engine:
         self.nonfinite_voices += int(np.unique(slots).size)
         self._report_nonfinite(int(np.unique(slots).size))
 
-    def _mute_nonfinite(self, mono: np.ndarray) -> np.ndarray:
-        """Silence for a hop whose mix holds NaN or inf; ``(hop,)`` float64 -> same.
+    def _mute_nonfinite(self, mix: np.ndarray) -> np.ndarray:
+        """Silence for a hop whose mix holds NaN or inf; ``(channels, hop)`` float64 -> same.
 
         A broken model (corrupt weights the load check missed, a state that diverged) would
         otherwise send NaN to the device and the recording, and an inf peak would drive the gain
@@ -970,11 +984,11 @@ class Engine:
         every ``NONFINITE_WARNING_INTERVAL_SECONDS``. A voice whose state went NaN keeps muting the
         mix until it is freed.
         """
-        if np.isfinite(mono).all():
-            return mono
+        if np.isfinite(mix).all():
+            return mix
         self.nonfinite_hops += 1
         self._report_nonfinite(1)
-        return np.zeros_like(mono)
+        return np.zeros_like(mix)
 
     def _report_nonfinite(self, count: int) -> None:
         """Log NaN / inf events (cut voices, muted hops) at most every ``NONFINITE_WARNING_INTERVAL_SECONDS``."""
@@ -988,9 +1002,10 @@ class Engine:
             self._nonfinite_warned_at = now
             self._nonfinite_unreported = 0
 
-    def _master(self, mono: np.ndarray) -> np.ndarray:
-        """Master gain ramp and per-hop gain rider; ``(hop,)`` float64 -> same (:class:`MasterBus`)."""
-        return self._bus.process(mono)
+    def _master(self, mix: np.ndarray) -> np.ndarray:
+        """Master gain ramp and per-hop gain rider (one gain for all channels); ``(channels, hop)``
+        float64 -> same (:class:`MasterBus`)."""
+        return self._bus.process(mix)
 
     def _soft_clip(self, x: np.ndarray) -> np.ndarray:
         """Identity below the knee, tanh above it, never beyond 1 (applied at the output rate,

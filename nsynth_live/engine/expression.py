@@ -32,13 +32,15 @@ class Expression:
         Samples per hop.
     sample_rate : int
         Hz (the model's: this runs before the output resampler).
+    channels : int
+        Rows of the mix (1 mono, 2 stereo); each has its own filter state.
     """
 
-    def __init__(self, *, hop: int, sample_rate: int) -> None:
+    def __init__(self, *, hop: int, sample_rate: int, channels: int = 1) -> None:
         pole = math.exp(-2.0 * math.pi * SHELF_HZ / sample_rate)
         self._b = np.array([1.0 - pole])
         self._a = np.array([1.0, -pole])
-        self._zi = np.zeros(1)
+        self._zi = np.zeros((channels, 1))
         self._shelf = 0.0  # k at the end of the last hop
         self._gain = 1.0
         self._ramp = np.arange(1, hop + 1, dtype=np.float64) / hop
@@ -48,14 +50,14 @@ class Expression:
         """The gain amount's linear gain at the end of the last hop (1 at rest)."""
         return self._gain
 
-    def process(self, mono: np.ndarray, *, brightness: float, gain: float) -> np.ndarray:
-        """``(hop,)`` float64 -> same, with the amounts (each in [0, 1]) ramped in over the hop."""
-        low, self._zi = lfilter(self._b, self._a, mono, zi=self._zi)
+    def process(self, mix: np.ndarray, *, brightness: float, gain: float) -> np.ndarray:
+        """``(channels, hop)`` float64 -> same, with the amounts (each in [0, 1]) ramped in over the hop."""
+        low, self._zi = lfilter(self._b, self._a, mix, axis=-1, zi=self._zi)
         shelf = 10.0 ** (float(brightness) * BRIGHTNESS_MAX_DB / 20.0) - 1.0
         level = 10.0 ** (float(gain) * GAIN_MAX_DB / 20.0)
         if shelf == 0.0 and self._shelf == 0.0 and level == 1.0 and self._gain == 1.0:
-            return mono
+            return mix
         k = self._shelf + (shelf - self._shelf) * self._ramp
         g = self._gain + (level - self._gain) * self._ramp
         self._shelf, self._gain = shelf, level
-        return g * (mono + k * (mono - low))
+        return g * (mix + k * (mix - low))

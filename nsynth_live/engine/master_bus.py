@@ -72,7 +72,8 @@ class MasterBus:
         return float(self.gain_target * self.limiter_gain)
 
     def process(self, mono: np.ndarray) -> np.ndarray:
-        """One hop: ``(hop,)`` float64 -> same, gain-ramped and limited."""
+        """One hop: ``(hop,)`` or ``(channels, hop)`` float64 -> same, gain-ramped and limited (one
+        gain for every channel, from the peak over all of them)."""
         n, hop = self._n, self._hop
         gain = self._gain + (self.gain_target - self._gain) * n / hop
         self._gain = self.gain_target

@@ -47,6 +47,7 @@ from nsynth_live.engine.callback import (
     N_SCALARS,
     S_MASTER_GAIN,
     S_RELEASE_SECONDS,
+    S_WIDTH,
     CallbackConfig,
     CallbackSide,
 )
@@ -55,6 +56,7 @@ from nsynth_live.engine.events import EventBatch
 logger = logging.getLogger(__name__)
 
 CACHE_ROWS_PER_BATCH = 64  # rows per batch of a background re-render (~0.1 s of one core each)
+PEAK_FALL_DB_PER_SECOND = 20.0  # dB/s: how fast output_peak falls after a loud hop (a peak meter's release)
 
 
 class RealtimeRunner:
@@ -101,6 +103,12 @@ class RealtimeRunner:
         yet, a key ignored as outside the model's range).
     cache_builds : int
         Attack caches rendered (the first one included).
+    output_peak : float
+        Peak meter of the hops rendered for the ring (read-only, for displays such as the OSC
+        feedback): linear ``max |sample|`` over channels (1.0 = full scale) of the latest hop, or
+        the previous value falling ``PEAK_FALL_DB_PER_SECOND``, whichever is larger. Written by the
+        inference thread once per hop; attacks the callback plays from the attack cache are not
+        in it (only the engine's hops are).
     """
 
     def __init__(self, engine, *, block_size: int, prefill_hops: int = 2, attack_cache: bool = True,
@@ -116,6 +124,8 @@ class RealtimeRunner:
         self.target_fill_frames = int(math.ceil(prefill_hops * engine.nominal_hop_frames)) + block_size
         self.capacity_frames = self.target_fill_frames + 4 * engine.max_hop_frames + block_size
         self.render_error_count = 0
+        self.output_peak = 0.0
+        self._peak_fall = 10.0 ** (-PEAK_FALL_DB_PER_SECOND * engine.hop_seconds / 20.0)  # per hop
         self._stop = threading.Event()
         self._stop_cache = threading.Event()  # set by stop_cache_thread() and stop()
         self._thread: threading.Thread | None = None
@@ -231,6 +241,7 @@ class RealtimeRunner:
     def _publish_scalars(self) -> None:
         self._scalars[S_MASTER_GAIN] = self.engine.master_gain
         self._scalars[S_RELEASE_SECONDS] = self.engine.preset.release_seconds
+        self._scalars[S_WIDTH] = self.engine.preset.width
 
     def build_cache(self, *, throttled: bool = False) -> AttackCache | None:
         """Render the attack cache at the engine's present timbre target, on the calling thread.
@@ -314,6 +325,8 @@ class RealtimeRunner:
                 logger.error("render_hop failed (%r); a hop of silence was queued", error)
                 block = np.zeros((int(self.engine.nominal_hop_frames), self.engine.channels),
                                  dtype=np.float32)
+            hop_peak = float(np.abs(block).max()) if block.size else 0.0
+            self.output_peak = max(hop_peak, self.output_peak * self._peak_fall)
             self._write(block)
             hops += 1
         return hops

@@ -70,3 +70,33 @@ def hop_envelope(phase: int, env0: float, *, sounded: bool, attack_rate: float, 
     if phase == RELEASED:
         return env0 * release_factor
     return np.maximum(env0 - kill_rate * n, 0.0)
+
+
+# ------------------------------------------------------------------ stereo placement
+PAN_CENTRE_KEY = 60  # middle C sits in the middle
+PAN_SPREAD_KEYS = 24  # keys from the centre to the widest place (MIDI 36 and 84: the model's range)
+MAX_PAN = 0.5  # pan of the outermost keys at width 1 (-1 hard left .. 1 hard right)
+
+
+def key_pan(key, width: float):
+    """Pan of a key, like a piano heard from the player's seat: low keys left, high keys right.
+
+    ``width * MAX_PAN * clip((key - 60) / 24, -1, 1)``, in [-0.5, 0.5]. ``MAX_PAN`` keeps the mix
+    mono-compatible: a voice at the widest place loses 0.69 dB in the mono sum ``(L + R) / 2``
+    against the centre (:func:`pan_gains`), a chord spread across the keyboard less.
+    """
+    spread = np.clip((np.asarray(key, dtype=np.float64) - PAN_CENTRE_KEY) / PAN_SPREAD_KEYS, -1.0, 1.0)
+    return float(width) * MAX_PAN * spread
+
+
+def pan_gains(pan) -> np.ndarray:
+    """Constant-power (sin/cos) pan law scaled so the centre is unity on both sides.
+
+    ``pan`` in [-1, 1] (scalar or ``(n,)``) -> ``(..., 2)`` float64 gains (left, right):
+    ``sqrt(2) * (cos t, sin t)`` with ``t = (pan + 1) * pi / 4``. At the centre both are 1 (the
+    mono mix copied to both channels, as with width 0); left**2 + right**2 is 2 everywhere.
+    """
+    pan = np.asarray(pan, dtype=np.float64)
+    theta = (pan + 1.0) * (np.pi / 4.0)
+    gains = np.sqrt(2.0) * np.stack([np.cos(theta), np.sin(theta)], axis=-1)
+    return np.where((pan == 0.0)[..., None], 1.0, gains)  # the centre exactly 1, bit for bit

@@ -37,9 +37,9 @@ def _runner(synth, cache, **engine_kwargs):
     return runner
 
 
-def _play(runner, blocks: int, events_at: dict) -> np.ndarray:
+def _play(runner, blocks: int, events_at: dict, channel: int = 0) -> np.ndarray:
     """Drive the runner as the device would, without threads: pump, then one callback per block;
-    ``events_at[block]`` are posted just before that block's callback."""
+    ``events_at[block]`` are posted just before that block's callback. Returns ``channel``."""
     out = []
     for b in range(blocks):
         for event in events_at.get(b, ()):
@@ -47,7 +47,7 @@ def _play(runner, blocks: int, events_at: dict) -> np.ndarray:
         runner.pump()
         buffer = np.zeros((BLOCK, 2), dtype=np.float32)
         runner.audio_callback(buffer, BLOCK, None, 0)
-        out.append(buffer[:, 0].copy())
+        out.append(buffer[:, channel].copy())
     return np.concatenate(out)
 
 
@@ -58,10 +58,12 @@ def test_layers_cover_the_velocity_range():
         layer_velocities(0)
 
 
-def test_cached_note_sounds_in_its_block_and_equals_the_engines_own_note(synth, runner_cache):
+@pytest.mark.parametrize("key, channel", [(60, 0), (71, 0), (71, 1), (41, 1)])
+def test_cached_note_sounds_in_its_block_and_equals_the_engines_own_note(synth, runner_cache, key, channel):
+    """On both sides of the stereo mix: the callback pans the attack as the engine pans the voice."""
     runner = _runner(synth, runner_cache)
     note_block = 10
-    live = _play(runner, 120, {note_block: [NoteOn(60, 127)]})
+    live = _play(runner, 120, {note_block: [NoteOn(key, 127)]}, channel)
     now = note_block * BLOCK
     onset = int(np.argmax(np.abs(live) > 1e-4))
     assert now <= onset < now + BLOCK  # first sound within the block the note-on arrived for
@@ -70,8 +72,8 @@ def test_cached_note_sounds_in_its_block_and_equals_the_engines_own_note(synth, 
     # the same note started by the engine alone, at the same model sample, same velocity
     engine = Engine(synth, "default", output_sample_rate=48000, max_voices=8)
     start = runner_cache.note_start_frame(now)
-    engine.post(Timed(NoteOn(60, 127), start // 3))
-    reference = np.concatenate([engine.render_hop()[:, 0] for _ in range(live.size // 768 + 1)])[:live.size]
+    engine.post(Timed(NoteOn(key, 127), start // 3))
+    reference = np.concatenate([engine.render_hop()[:, channel] for _ in range(live.size // 768 + 1)])[:live.size]
     handoff = start + int(runner_cache.handoff_frames)
     assert handoff < live.size - 2 * 768  # the comparison spans the hand-over
     # exact from the block on; before it, the engine's note has only its resampler's pre-ringing,

@@ -24,6 +24,9 @@ def hops(seconds):
     return int(round(seconds / HOP_SECONDS))
 
 
+from nsynth_live.engine.voices import key_pan, pan_gains  # noqa: E402
+
+
 def phases_of(engine):
     """{key: phase} of the slots that count against max_voices, plus fading slots as KILLING."""
     return {int(engine._key[s]): int(engine._phase[s]) for s in np.flatnonzero(engine._phase != 0)
@@ -40,7 +43,10 @@ def test_a4_is_440_hz_at_every_output_rate(make_engine, output_sample_rate):
     assert abs(audio.shape[0] - expected_frames) < 0.01 * expected_frames + 256
     f0 = peak_frequency_hz(audio[len(audio) // 3:, 0], output_sample_rate)
     assert abs(cents_between(f0, 440.0)) < 3.0, f0
-    assert np.array_equal(audio[:, 0], audio[:, 1])
+    # one voice: the same signal on both sides, panned right of centre (A4 is above middle C)
+    left, right = pan_gains(key_pan(69, 1.0))
+    assert right > left
+    np.testing.assert_allclose(audio[:, 0] * right, audio[:, 1] * left, atol=1e-6)
 
 
 def test_48k_hops_are_exactly_768_frames(make_engine):

@@ -37,7 +37,7 @@ def test_engine_voices_equal_the_models_own_note_render(tiny_synth):
     scale = float(np.max(np.abs(expected)))
     assert scale > 0
     gain_db = 20 * np.log10(0.5 / scale)  # keep the mix under the limiter and the soft clip
-    preset = Preset(name="p", corners=(corner,) * 4, gain_db=float(gain_db))
+    preset = Preset(name="p", corners=(corner,) * 4, gain_db=float(gain_db), width=0.0)  # centred: no pan
     engine = Engine(tiny_synth, preset, output_sample_rate=16000, max_voices=4)
     for pitch, velocity in notes:
         engine.post(NoteOn(pitch, velocity))
