@@ -11,7 +11,8 @@ velocity 100, XY moved by MIDI CC 12/13 as a controller would. For each morph mo
 * **sweep** (0,0) -> (1,1) in 0.5 s, one CC step per hop: the lag between the commanded position and
   the position whose held render the sound is closest to, frame by frame (static renders at 26
   positions along the path, interpolated), median and 90th percentile;
-* **cost**: render time of the sweep per hop, and per replayed voice.
+* **cost**: render time of the sweep per hop, and the replay alone (``synth.replay`` of 12 frames)
+  for 1, 4, 8 and 16 voices at once.
 
     python benchmarks/morph.py [--notes 60] [--notes 48,55,64,72]
 """
@@ -124,6 +125,22 @@ def sweep_figures(synth, mode, notes, positions=26):
     return float(np.median(lags)), float(np.percentile(lags, 90)), seconds / hops, engine.morph_replays
 
 
+def replay_cost(synth, voices: int, frames: int = 12, repeats: int = 20) -> float:
+    """Median seconds of one ``synth.replay`` of ``frames`` frames for ``voices`` voices."""
+    spec = synth.spec
+    emb = np.repeat(synth.instrument_embedding(spec.instrument_names[0])[None], voices, axis=0)
+    pitch = np.full(voices, 60, np.int64)
+    velocity = np.full(voices, 100.0, np.float32)
+    state = synth.new_state(voices)
+    time_index = np.tile(np.arange(100, 100 + frames, dtype=np.int64), (voices, 1))
+    seconds = []
+    for _ in range(repeats + 2):
+        started = time.perf_counter()
+        synth.replay(emb, pitch, velocity, time_index, state)
+        seconds.append(time.perf_counter() - started)
+    return float(np.median(seconds[2:]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notes", action="append", default=None,
@@ -150,6 +167,10 @@ def main() -> int:
         if cost["replay"][1]:
             print(f"replay cost: {extra * 1e3:.1f} ms over the sweep, {extra / cost['replay'][1] * 1e3:.2f} ms "
                   f"per replayed voice ({cost['replay'][1]} replays)")
+    print("\nreplay of 12 frames (the morph's extra work per voice, besides 2 hops of a second stream):")
+    for voices in (1, 4, 8, 16):
+        cost = replay_cost(synth, voices)
+        print(f"  {voices:>2} voices: {cost * 1e3:6.2f} ms ({cost / voices * 1e3:.2f} ms per voice)")
     return 0
 
 

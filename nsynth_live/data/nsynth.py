@@ -1,6 +1,6 @@
 """Reader and writer of the NSynth dataset's json/wav release.
 
-Layout (NSynth dataset page; ../shared/reference/nsynth-wavenet.md): a split folder holds
+Layout (NSynth dataset page; ``docs/model.md`` "NSynth dataset layout"): a split folder holds
 ``examples.json`` (a dict keyed by ``note_str``) and ``audio/<note_str>.wav`` (16-bit PCM, 16 kHz mono,
 64000 samples). ``note_str`` = ``<instrument_str>-<pitch:03d>-<velocity:03d>``; ``instrument_str`` =
 ``<family>_<source>_<nnn>``.

@@ -12,8 +12,8 @@ the sustain loop).
 Source: Microsoft/IBM "Multimedia Programming Interface and Data Specifications 1.0" (RIFF, WAVE
 ``fmt `` chunk, word alignment), WAVE_FORMAT_IEEE_FLOAT = 3 and WAVE_FORMAT_PCM = 1 from the
 WAVEFORMATEX registry; the ``smpl`` chunk layout from the same registry's sampler chunk
-(36-byte header + 24 bytes per loop, loop end inclusive); ../shared/reference/export-formats.md for
-chunk order.
+(36-byte header + 24 bytes per loop, loop end inclusive); ``docs/formats.md`` ("RIFF chunk order")
+for chunk order.
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def smpl_payload(
     Notes
     -----
     Source: the WAVE sampler chunk of the Microsoft/IBM RIFF registry;
-    ../shared/reference/export-formats.md ("Loop points and root key travel in the WAV smpl chunk").
+    ``docs/formats.md`` ("WAV smpl chunk").
     sfizz reads loop 0 and the unity note; Decent Sampler reads the loop markers.
     """
     if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:

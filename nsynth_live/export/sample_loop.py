@@ -1,7 +1,7 @@
 """Sustain loops for rendered notes: a seamless ``[start, end)`` span that a sampler repeats while a
 key is held.
 
-Method (../shared/reference/export-formats.md, "Loop placement for sustained notes"): both loop
+Method (``docs/formats.md``, "Sustain loop placement"): both loop
 points are rising zero crossings inside the steady part of the note, an integer number of periods
 apart; among all such pairs the one whose waveform around the seam matches best wins. Playing
 ``audio[start:end]`` over and over then continues the waveform at the seam as the note itself

@@ -26,7 +26,7 @@ Open NSynth Super (``write_ons_bins``)
     10 % of the peak within the first 0.25 s, minus 16 samples), crop / zero-pad to 60000 samples,
     8-sample linear fades in and out. Differences, on purpose: no MP3 round trip (the pipeline's lossy
     intermediate), one rounding to int16 at the end (the pipeline truncates twice).
-    Source: ../shared/reference/nsynth-wavenet.md ("Open NSynth Super grid pipeline");
+    Source: ``docs/model.md`` ("Open NSynth Super grid pipeline");
     googlecreativelab/open-nsynth-super ``audio/workdir`` and ``app/open-nsynth`` for the 16 kHz rate,
     the click rule, the 0.25-s onset search and the file name.
 """

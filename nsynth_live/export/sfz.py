@@ -32,7 +32,7 @@ is inclusive, the index's exclusive); ``ampeg_release`` is 0.3 s because the SFZ
 (0.001 s) clicks.
 
 Source: sfzformat.com opcode reference (``xfin_loccN``, ``xf_cccurve``, ``loccN``, ``set_ccN``,
-``label_ccN``, ``loop_mode``); ../shared/reference/export-formats.md ("XY grids in SFZ").
+``label_ccN``, ``loop_mode``); ``docs/formats.md`` ("SFZ banks", "SFZ XY grids").
 """
 
 from __future__ import annotations

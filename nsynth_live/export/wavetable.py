@@ -1,7 +1,6 @@
 """Single-cycle wavetable frames cut from a pitched note.
 
-Method (harmonic projection, ../shared/reference/export-formats.md "From a rendered note to
-single-cycle frames"):
+Method (harmonic projection, ``docs/formats.md`` "Single-cycle frames from a note"):
 
 1. The note's f0 is found once (:func:`nsynth_live.functional.pitch.estimate_f0_hz`; a note with no
    stable pitch raises :class:`~nsynth_live.functional.pitch.NoStablePitchError`), the usable part of
@@ -39,10 +38,10 @@ from nsynth_live.functional.pitch import (
     track_f0_hz,
 )
 
-WAVETABLE_FRAME_SAMPLES = 2048  # samples per frame: Serum "assumes 2048 at all times" (export-formats.md)
-MAX_WAVETABLE_FRAMES = 256  # frames, Serum's limit (export-formats.md)
+WAVETABLE_FRAME_SAMPLES = 2048  # samples per frame: Serum assumes 2048 (docs/formats.md "Serum wavetable WAV")
+MAX_WAVETABLE_FRAMES = 256  # frames, Serum's limit (docs/formats.md "Serum wavetable WAV")
 N_HARMONIC_BINS = WAVETABLE_FRAME_SAMPLES // 2  # bins 0..1023 of a frame's rfft (Nyquist bin unused)
-DEFAULT_TABLE_PEAK = 0.98  # linear full scale, peak of the whole table (export-formats.md)
+DEFAULT_TABLE_PEAK = 0.98  # linear full scale, peak of the whole table (docs/formats.md)
 ALIGNED_FUNDAMENTAL_PHASE = -np.pi / 2  # rad: cos(theta - pi/2) = sin(theta), the frame starts rising
 _ANCHOR_RELATIVE_LEVEL = 0.1  # a harmonic at least this fraction of the strongest may anchor phases
 _PITCH_TOLERANCE_CENTS = 50.0  # cents: windows further from the note's f0 are not used for frames
@@ -394,7 +393,7 @@ def extract_wavetable(
 
     Notes
     -----
-    Source: ../shared/reference/export-formats.md ("From a rendered note to single-cycle frames").
+    Source: ``docs/formats.md`` ("Single-cycle frames from a note").
     """
     x = np.asarray(audio, dtype=np.float64)
     if x.ndim != 1:

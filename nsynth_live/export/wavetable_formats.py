@@ -1,8 +1,8 @@
 """Wavetable file writers (and readers for checking them): Serum WAV, Vital ``.vitaltable``, Surge ``.wt``.
 
-Byte layouts: ../shared/reference/export-formats.md. Every writer takes a table of shape
-``(frames, 2048)`` (1..256 frames, float, peak <= 1), writes atomically and refuses to replace an
-existing file unless ``overwrite=True``.
+Byte layouts: ``docs/formats.md`` ("Serum wavetable WAV", "Vital .vitaltable", "Surge .wt").
+Every writer takes a table of shape ``(frames, 2048)`` (1..256 frames, float, peak <= 1), writes
+atomically and refuses to replace an existing file unless ``overwrite=True``.
 
 These are third-party formats: their version is the format's own (Serum's ``clm `` marker, Vital's
 ``version`` string, Surge's ``vawt`` tag with its flags). The readers accept exactly what the
@@ -25,13 +25,13 @@ from nsynth_live.export.wavetable import MAX_WAVETABLE_FRAMES, WAVETABLE_FRAME_S
 
 WAVETABLE_FORMATS = ("serum", "vital", "surge")
 WAVETABLE_SUFFIXES = {"serum": ".wav", "vital": ".vitaltable", "surge": ".wt"}
-SERUM_WAV_SAMPLE_RATE = 44_100  # Hz, conventional; ignored by Serum and Surge (export-formats.md)
+SERUM_WAV_SAMPLE_RATE = 44_100  # Hz, conventional; ignored by Serum and Surge (docs/formats.md)
 SERUM_INTERPOLATION_DIGITS = {
     0: "none", 1: "linear crossfade", 2: "spectral morph", 3: "spectral morph", 4: "spectral morph",
 }
 SERUM_CLM_MAKER = "nsynth-live"
 VITAL_FORMAT_VERSION = "1.0.7"  # the Vital release whose .vitaltable layout this writer follows
-VITAL_MAX_POSITION = 256  # keyframe positions 0..256 (export-formats.md)
+VITAL_MAX_POSITION = 256  # keyframe positions 0..256 (docs/formats.md "Vital .vitaltable")
 VITAL_INTERPOLATION_FREQUENCY = 1  # Wave Source "interpolation": 0 time domain, 1 spectral
 VITAL_INTERPOLATION_STYLE_LINEAR = 1  # component "interpolation_style": 0 none, 1 linear, 2 cubic
 SURGE_TAG = b"vawt"
@@ -64,7 +64,7 @@ def serum_clm_payload(*, interpolation: int = 0, maker: str = SERUM_CLM_MAKER) -
 
     Bytes 0-2 ``<!>``, 3-6 the frame size ``2048``, 7 a space, 8-15 flag digits: digit 8 the
     interpolation (0 none, 1 linear crossfade, 2-4 spectral morph), digit 9 the "factory table"
-    flag (always 0), the rest 0 (export-formats.md).
+    flag (always 0), the rest 0 (``docs/formats.md`` "Serum wavetable WAV").
 
     Raises
     ------

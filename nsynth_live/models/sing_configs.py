@@ -83,7 +83,7 @@ class SingConfig:
         if list(self.velocities) != sorted(set(self.velocities)) or len(self.velocities) < 2:
             raise ValueError(f"velocities must be >= 2 increasing values, got {self.velocities}")
 
-    # Derived lengths (SING section 3.1; ../shared/reference/sing.md "Lengths").
+    # Derived lengths (SING section 3; docs/model.md "SING: lengths").
     @property
     def padded_samples(self) -> int:
         """Samples of a padded note: 64000 + 2 x 2304 = 68608."""
@@ -129,7 +129,8 @@ class SingConfig:
         return config_from_dict(cls, data)
 
 
-# The paper's sizes: decoder 42.5 M, LSTM 21.1 M parameters (SING section 3; reference sing.md).
+# The paper's sizes: decoder 42.5 M, LSTM 21.1 M parameters (SING section 3;
+# docs/model.md "SING: architecture").
 SING_PAPER = SingConfig(name="paper", conv_channels=4096, lstm_hidden=1024, num_instruments=1006)
 # Our default: trains from scratch on a 2-core CPU in well under 2 hours (see models/sing_default.md).
 SING_DEFAULT = SingConfig(name="default")

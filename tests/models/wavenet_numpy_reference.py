@@ -1,7 +1,8 @@
 """An independent numpy forward pass of the NSynth WaveNet autoencoder, from Magenta-layout arrays.
 
-Written from the description of h512_bo16 (../shared/reference/nsynth-wavenet.md), with loops over
-kernel taps instead of convolutions, so that it shares no code with nsynth_live.models.wavenet_ae.
+Written from the description of h512_bo16 (docs/model.md, "WaveNet autoencoder: h512_bo16
+layout"), with loops over kernel taps instead of convolutions, so that it shares no code with
+nsynth_live.models.wavenet_ae.
 ``params`` maps Magenta variable names (``<layer>/W`` of shape [1, K, Cin, Cout] and
 ``<layer>/biases``) to float64 arrays.
 """

@@ -1,11 +1,11 @@
 """A JACK dummy server and a probe client for end-to-end tests and latency measurements.
 
 The JACK dummy driver runs a real, deadline-enforcing audio graph without a sound card
-(../shared/reference/realtime-engine.md). :class:`JackServer` starts one under a unique server
-name; :class:`JackProbe` is a second JACK client (the ``JACK-Client`` package) that sends MIDI to the
-instrument's JACK MIDI port and captures the instrument's audio output ports in the same process
-callback, so both share JACK's frame clock: the MIDI-in to audio-out latency is a difference of two
-frame times, exact to the sample.
+(docs/running.md, "What the JACK test harness relies on"). :class:`JackServer` starts one under a
+unique server name; :class:`JackProbe` is a second JACK client (the ``JACK-Client`` package) that
+sends MIDI to the instrument's JACK MIDI port and captures the instrument's audio output ports in
+the same process callback, so both share JACK's frame clock: the MIDI-in to audio-out latency is a
+difference of two frame times, exact to the sample.
 
 Needs the Debian packages ``jackd2`` (jackd, jack_wait) and the PyPI package ``JACK-Client``.
 """
