@@ -82,6 +82,15 @@ def _port(text: str) -> int:
     return value
 
 
+def _osc_reply(text: str) -> tuple[str, int]:
+    from nsynth_live.io.osc_feedback import OscReplyError, parse_reply_target
+
+    try:
+        return parse_reply_target(text)
+    except OscReplyError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def _rt_priority(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 89:
@@ -138,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_argument("--osc-swap-xy", action="store_true", help="swap the x and y of incoming XY messages")
     control.add_argument("--osc-invert-x", action="store_true", help="x -> 1 - x for incoming XY messages")
     control.add_argument("--osc-invert-y", action="store_true", help="y -> 1 - y for incoming XY messages")
+    control.add_argument("--osc-reply", type=_osc_reply, metavar="HOST:PORT",
+                         help="send the instrument's state (XY, preset, voices, peak) to this OSC address "
+                         "(default: to the last controller that sent a message, at its source port)")
     files = parser.add_argument_group("files")
     files.add_argument("--play", type=Path, metavar="FILE.mid", help="play a MIDI file through the instrument")
     files.add_argument("--record", type=Path, metavar="OUT.wav", help="write what was played to a WAV file")
@@ -358,7 +370,10 @@ def _make_engine(setup: _Setup, synth, sample_rate: int):
     if setup.args.bank is not None:  # the bank's corners are the pad's own: presets give XY, release, gain
         from nsynth_live.presets import BANK_CORNER_NAMES
 
-        config = EngineConfig(sustain_loop=bank_sustain_loop(synth.spec), corner_names=BANK_CORNER_NAMES)
+        # a bank sample is a pure function of time: the XY ramp alone moves it within 32 ms (it
+        # crossfades the cells), with no model state to replay (docs/engine.md, "Morph")
+        config = EngineConfig(sustain_loop=bank_sustain_loop(synth.spec), corner_names=BANK_CORNER_NAMES,
+                              morph_mode="ramp")
     preset = setup.preset
     if setup.args.xy is not None and isinstance(preset, Preset):
         # the engine starts there (so does the attack cache, rendered before the first hop)
@@ -505,6 +520,7 @@ class LiveSession:
         self.ring_blocks = max(64, int(5.0 * sample_rate / self.block_size))  # --record's ring: 5 s of blocks
         self.engine = self.runner = self.stream = self.audio_process = None
         self.recorder = self.midi = self.osc = self.player = None
+        self.osc_feedback = None
         self.callback_errors = 0
         self.started: float | None = None
         self.audio_result: dict = {}
@@ -613,6 +629,15 @@ class LiveSession:
                 self.osc.start()
             except OscServerError as error:
                 raise AppError(str(error), EXIT_RUNTIME) from error
+            from nsynth_live.io.osc_feedback import OscFeedback, OscReplyError, engine_feedback_state
+
+            engine, runner = self.engine, self.runner
+            try:
+                self.osc_feedback = OscFeedback.for_server(self.osc, lambda: engine_feedback_state(engine, runner),
+                                                           reply_to=args.osc_reply)
+            except OscReplyError as error:
+                raise AppError(str(error)) from error
+            self.osc_feedback.start()
 
     # ------------------------------------------------------------------ start and play
     def start(self, stop: _StopRequest) -> None:
@@ -640,6 +665,10 @@ class LiveSession:
         if osc is not None:
             host, port = osc.address
             print(f"nsynth-live: OSC on udp://{host}:{port} (address space: docs/osc.md)", flush=True)
+            if self.osc_feedback is not None:
+                reply = self.osc_feedback.reply_to
+                print("nsynth-live: OSC feedback to " + (f"udp://{reply[0]}:{reply[1]}" if reply else
+                      "the last controller that sent a message (its source port)"), flush=True)
         ready = {
             "midi_api": midi.api_name if midi else None,
             "midi_port": midi.port_description if midi else None,
@@ -703,6 +732,8 @@ class LiveSession:
             step(self.runner.stop)
         if self.midi is not None:
             step(self.midi.close)
+        if self.osc_feedback is not None:
+            step(self.osc_feedback.stop)
         if self.osc is not None:
             step(self.osc.stop)
         sys.setswitchinterval(self._switch_interval_seconds)
@@ -831,6 +862,8 @@ def _setup_logging() -> None:
 def _prepare(args: argparse.Namespace) -> _Setup:
     if args.offline and args.play is None:
         raise AppError("--offline renders a MIDI file: add --play FILE.mid (and --record OUT.wav)")
+    if args.no_osc and args.osc_reply is not None:
+        raise AppError("--osc-reply sends OSC feedback, but --no-osc turns OSC off: drop one of them")
     _check_writable(args.record, force=args.force, what="--record file")
     _check_writable(args.stats_json, force=args.force, what="--stats-json file")
     if args.record is not None and args.record.suffix.lower() != ".wav":

@@ -15,7 +15,10 @@ the same with its OSC thread):
   into the newest position, at most ``max_events_per_hop`` other events wait, and the engine's
   queue holds one :class:`~nsynth_live.engine.events.EventBatch` for all of them;
 - warnings are rate-limited per kind (:class:`RateLimitedWarnings`: one line per second, then the
-  number dropped), and every outcome is counted (:meth:`OscServer.stats`).
+  number dropped), and every outcome is counted (:meth:`OscServer.stats`);
+- the sender of each accepted message is remembered (:attr:`OscServer.controller`, an
+  :class:`OscController`: its address, the XY address it uses and the XY it last sent), for the
+  feedback thread (:mod:`nsynth_live.io.osc_feedback`) that sends the instrument's state back.
 
 Bundles are applied on arrival, whatever their timetag (a future timetag would otherwise make the
 serving thread sleep). OSC has no authentication, so the server binds to 127.0.0.1 unless told
@@ -29,10 +32,11 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from nsynth_live.engine.events import SelectPreset
+from nsynth_live.engine.events import SelectPreset, SetX, SetXY, SetY
 from nsynth_live.engine.osc import (
     DROPPED,
     OSC_MAX_EVENTS_PER_HOP,
@@ -53,6 +57,39 @@ WARN_INTERVAL_SECONDS = 1.0  # s, at most one warning line per kind in this time
 REASON_PRESET = "preset"  # unknown preset, refused name, unreadable or invalid preset file
 REASON_QUEUE_FULL = "queue_full"  # more events than max_events_per_hop between two hops
 REASON_ROUTER = "router"  # a custom router returned None (or raised)
+
+# The addresses that move XY: a controller's last one is where the feedback sends XY back.
+XY_ADDRESSES = ("/nsynth/xy", "/1/xy1", "/nsynth/x", "/nsynth/y")
+MAX_REMEMBERED_CONTROLLERS = 64  # senders whose XY address is remembered (the oldest is forgotten)
+
+
+@dataclass(frozen=True)
+class OscController:
+    """The sender of an accepted OSC message, as the feedback thread needs it.
+
+    Attributes
+    ----------
+    host : str
+        The sender's IPv4 address (as the socket reported it).
+    port : int
+        The sender's UDP source port (1..65535): where replies go unless ``--osc-reply`` says
+        otherwise.
+    xy_address : str
+        The last XY address this sender used, one of :data:`XY_ADDRESSES`; ``"/nsynth/xy"`` if it
+        never moved XY.
+    xy : tuple or None
+        The timbre position its last XY messages asked for, in the engine's coordinates (after
+        ``swap_xy`` / ``invert_*``), ``(x, y)`` in [0, 1]; a coordinate it never sent is None
+        (``/nsynth/x`` alone); None if it never moved XY.
+    xy_at : float or None
+        When its last XY message arrived (the server's clock, s); None if never.
+    """
+
+    host: str
+    port: int
+    xy_address: str = "/nsynth/xy"
+    xy: tuple | None = None
+    xy_at: float | None = None
 
 
 class OscServerError(RuntimeError):
@@ -216,7 +253,8 @@ class OscServer:
         Another ``router(address, args) -> event | None`` (pure, never raising) is called as is;
         None counts as a rejection.
     swap_xy, invert_x, invert_y : bool
-        Axis mapping of XY controllers (see :func:`~nsynth_live.engine.osc.parse_osc`).
+        Axis mapping of XY controllers (see :func:`~nsynth_live.engine.osc.parse_osc`); kept as
+        attributes of the same names for the feedback, which maps XY back.
     presets_dir : path
         Where ``/nsynth/preset NAME`` finds ``NAME.toml`` (the engine's ``EngineConfig.presets_dir``).
     max_events_per_hop : int
@@ -225,10 +263,13 @@ class OscServer:
     warn_interval_seconds : float
         At most one warning line per kind of problem in this time (s).
     clock : callable
-        Monotonic time in s, for the warning rate limit.
+        Monotonic time in s, for the warning rate limit and :attr:`OscController.xy_at`.
 
     Attributes
     ----------
+    controller : OscController or None
+        The sender of the last accepted message (None until one arrives over UDP); replaced as a
+        whole (one reference assignment), so another thread reads a consistent one.
     messages_received : int
         OSC messages decoded (those inside bundles included).
     messages_rejected : int
@@ -264,6 +305,10 @@ class OscServer:
         if isinstance(port, bool) or not 0 <= int(port) <= 65535:
             raise ValueError(f"OSC port must be in 0..65535, got {port!r}")
         self._parse, self._parses_osc = _as_parser(router, swap_xy, invert_x, invert_y)
+        self.swap_xy, self.invert_x, self.invert_y = bool(swap_xy), bool(invert_x), bool(invert_y)
+        self._clock = clock
+        self.controller: OscController | None = None
+        self._controllers: dict[tuple[str, int], OscController] = {}  # by (host, port), oldest first
         self.outbox = OscOutbox(post, max_events_per_hop=max_events_per_hop)
         self.presets = PresetCache(presets_dir)
         self.warnings = RateLimitedWarnings(logger, interval_seconds=warn_interval_seconds, clock=clock)
@@ -299,10 +344,32 @@ class OscServer:
             return OscRouting(reason=REASON_ROUTER, detail="no event")
         return OscRouting(event=result)
 
-    def handle_message(self, address: str, args: Sequence[Any]) -> None:
+    def _note_controller(self, sender: Any, address: Any, event: Any) -> None:
+        """Remember ``sender`` (a socket address) as :attr:`controller`, with its XY address."""
+        try:
+            key = (str(sender[0]), int(sender[1]))
+        except (TypeError, ValueError, IndexError):
+            return
+        previous = self._controllers.pop(key, None)
+        if previous is None:
+            previous = OscController(*key)
+            while len(self._controllers) >= MAX_REMEMBERED_CONTROLLERS:
+                del self._controllers[next(iter(self._controllers))]  # the oldest
+        controller = previous
+        if address in XY_ADDRESSES and isinstance(event, (SetXY, SetX, SetY)):
+            old_x, old_y = previous.xy if previous.xy is not None else (None, None)
+            xy = (event.x if isinstance(event, (SetXY, SetX)) else old_x,
+                  event.y if isinstance(event, (SetXY, SetY)) else old_y)
+            controller = OscController(key[0], key[1], address, xy, self._clock())
+        self._controllers[key] = controller
+        self.controller = controller
+
+    def handle_message(self, address: str, args: Sequence[Any], sender: Any = None) -> None:
         """Route one decoded OSC message into the outbox (never raises).
 
         Public so that tests and the OSC documentation can exercise routing without sockets.
+        ``sender``: the ``(host, port)`` it came from; when given and the message is accepted
+        (an event, or ignored by design), it becomes :attr:`controller`.
         """
         self.messages_received += 1
         try:
@@ -310,6 +377,8 @@ class OscServer:
         except TypeError:
             args = (args,)
         routing = self._route(address, args)
+        if sender is not None and routing.reason is None:
+            self._note_controller(sender, address, routing.event)
         if routing.clamped:
             self.warnings.warning("clamped", "OSC %s: %s", address, routing.detail)
         event = routing.event
@@ -332,8 +401,11 @@ class OscServer:
         else:
             self.events_posted += 1
 
-    def handle_datagram(self, data: bytes) -> None:
-        """Decode one UDP datagram (message or bundle) and route its messages (never raises)."""
+    def handle_datagram(self, data: bytes, sender: Any = None) -> None:
+        """Decode one UDP datagram (message or bundle) and route its messages (never raises).
+
+        ``sender``: the ``(host, port)`` it came from (see :meth:`handle_message`).
+        """
         from pythonosc import osc_packet
 
         try:
@@ -344,7 +416,7 @@ class OscServer:
             self.warnings.warning("malformed", "ignored a malformed OSC packet of %d bytes: %s", len(data), error)
             return
         for address, params in messages:
-            self.handle_message(address, params)
+            self.handle_message(address, params, sender)
 
     # -- control side --------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -387,7 +459,7 @@ class OscServer:
 
         class _Dispatcher(Dispatcher):
             def call_handlers_for_packet(self, data, client_address):  # noqa: D401 - python-osc hook
-                owner.handle_datagram(data)
+                owner.handle_datagram(data, client_address)
                 return []
 
         class _Server(BlockingOSCUDPServer):

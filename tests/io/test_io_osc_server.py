@@ -17,7 +17,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
 from nsynth_live.engine.events import EventBatch, NoteOff, NoteOn, SelectPreset, SetXY
-from nsynth_live.io.osc_server import OscServer, OscServerError, RateLimitedWarnings
+from nsynth_live.io.osc_server import OscController, OscServer, OscServerError, RateLimitedWarnings
 from nsynth_live.presets import DEFAULT_PRESETS_DIR, Preset
 
 SERVER_LOGGER = "nsynth_live.io.osc_server"
@@ -407,3 +407,53 @@ def test_stop_is_idempotent_and_frees_the_port():
     again = OscServer(lambda e: None, port=port, router=toy_router)
     again.start()
     again.stop()
+
+
+# -- the controller the feedback replies to (issue 16 item 5) ----------------------------------
+def test_the_sender_of_an_accepted_message_becomes_the_controller_with_its_xy_address():
+    queue = EngineQueue()
+    server = OscServer(queue.post, port=0, swap_xy=True, invert_y=True, clock=lambda: 12.5)
+    server.start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tablet:
+            tablet.bind(("127.0.0.1", 0))
+            tablet_port = tablet.getsockname()[1]
+            message = OscMessageBuilder(address="/1/xy1")
+            message.add_arg(0.25)
+            message.add_arg(0.5)
+            tablet.sendto(message.build().dgram, server.address)
+            wait_quiet(server, at_least=1)
+        assert server.swap_xy and server.invert_y and not server.invert_x
+        # (0.25, 0.5) swapped, then y inverted: the engine's (0.5, 0.75)
+        assert server.controller == OscController("127.0.0.1", tablet_port, "/1/xy1", (0.5, 0.75), 12.5)
+        client = SimpleUDPClient(*server.address)  # another controller, another port
+        client.send_message("/nsynth/all_notes_off", [1])  # rejected (arg_count): not a controller
+        wait_quiet(server, at_least=2)
+        assert server.controller.port == tablet_port
+        client.send_message("/no/such/address", [1])
+        wait_quiet(server, at_least=3)
+        assert server.controller.port == tablet_port
+        client.send_message("/nsynth/note_off", [60])
+        wait_quiet(server, at_least=4)
+        other = server.controller
+        assert other.port != tablet_port and other.xy_address == "/nsynth/xy" and other.xy is None
+    finally:
+        server.stop()
+
+
+def test_controller_xy_merges_x_and_y_messages_and_senders_are_remembered_apart():
+    server = OscServer(lambda batch: None, port=0, clock=lambda: 3.0)
+    server.handle_message("/nsynth/x", [0.2], ("10.0.0.2", 9000))
+    assert server.controller == OscController("10.0.0.2", 9000, "/nsynth/x", (0.2, None), 3.0)
+    server.handle_message("/nsynth/y", [0.7], ("10.0.0.2", 9000))
+    assert server.controller == OscController("10.0.0.2", 9000, "/nsynth/y", (0.2, 0.7), 3.0)
+    server.handle_message("/nsynth/xy", [0.1, 0.1], ("10.0.0.3", 8080))
+    server.handle_message("/nsynth/preset", ["no_such_preset"], ("10.0.0.2", 9000))  # accepted address
+    assert server.controller == OscController("10.0.0.2", 9000, "/nsynth/y", (0.2, 0.7), 3.0)
+    server.handle_message("/1/xy1/z", [1.0], ("10.0.0.3", 8080))  # ignored by design, still a controller
+    assert server.controller == OscController("10.0.0.3", 8080, "/nsynth/xy", (0.1, 0.1), 3.0)
+    server.handle_message("/nsynth/xy", [0.3, 0.4])  # no sender (direct call): nothing recorded
+    assert server.controller.xy == (0.1, 0.1)
+    for port in range(1, 200):
+        server.handle_message("/nsynth/note_off", [60], ("10.0.0.4", port))
+    assert len(server._controllers) <= 64
