@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     audio.add_argument("--list-devices", action="store_true", help="list audio output devices and exit")
     audio.add_argument("--sample-rate", type=_positive_int, metavar="HZ",
                        help=f"output rate (default: the device's, else {DEFAULT_SAMPLE_RATE})")
+    audio.add_argument("--channels", type=int, choices=(1, 2), default=2,
+                       help="output channels: 2 for the stereo mix (voices spread by key and the preset's "
+                       "width), 1 for the centred mono mix (default: %(default)s); also --record's and --offline's")
     audio.add_argument("--block-size", type=_positive_int, default=DEFAULT_BLOCK_SIZE, metavar="N",
                        help="frames per audio callback (default: %(default)s)")
     audio.add_argument("--realtime-priority", type=_rt_priority, metavar="P",
@@ -380,7 +383,7 @@ def _make_engine(setup: _Setup, synth, sample_rate: int):
         preset = dataclasses.replace(preset, xy=(float(setup.args.xy[0]), float(setup.args.xy[1])))
     try:
         engine = Engine(synth, preset, output_sample_rate=sample_rate, max_voices=setup.args.max_voices,
-                        channels=2, config=config)
+                        channels=setup.args.channels, config=config)
     except PresetError as error:
         raise AppError(f"{error}. Fix: choose a preset whose corners this model knows (--preset)") from error
     except ValueError as error:
@@ -551,7 +554,7 @@ class LiveSession:
         if args.record is not None and self.stream is not None:  # after the stream opened: no temp file on failure
             # PortAudio calls back with exactly block_size frames when the stream has a fixed
             # blocksize; the ring holds 5 s, far more than the writer thread ever lags.
-            self.recorder = BlockRecorder(args.record, sample_rate=self.sample_rate, channels=2,
+            self.recorder = BlockRecorder(args.record, sample_rate=self.sample_rate, channels=args.channels,
                                           max_block_frames=self.block_size, ring_blocks=self.ring_blocks)
         self._open_inputs()
 
@@ -570,7 +573,7 @@ class LiveSession:
                     self.callback_errors += 1
 
         self.stream = open_output_stream(self.device, sample_rate=self.sample_rate, block_size=self.block_size,
-                                         channels=2, callback=callback)
+                                         channels=self.args.channels, callback=callback)
 
     def _open_audio_process(self) -> None:
         from nsynth_live.engine.realtime import RealtimeRunner
@@ -596,7 +599,7 @@ class LiveSession:
 
             try:
                 return AudioProcess(config, device=self.device, sample_rate=self.sample_rate,
-                                    block_size=self.block_size, channels=2, jack_client_name=JACK_CLIENT_NAME,
+                                    block_size=self.block_size, channels=args.channels, jack_client_name=JACK_CLIENT_NAME,
                                     record=record, realtime_priority=args.realtime_priority, jack_native=jack_native)
             except MidiPortNotFound as error:
                 listing = "\n".join(f"  {p}" for p in error.args[1]) or "  (no JACK MIDI outputs)"

@@ -175,3 +175,17 @@ def test_thread_scheduling_names_each_python_thread_and_its_policy():
     assert "nsynth-test-worker" in found and "MainThread" in found, found
     if os.sched_getscheduler(0) == os.SCHED_OTHER:  # (a real-time parent would make both SCHED_FIFO)
         assert found["MainThread"] == found["nsynth-test-worker"] == "SCHED_OTHER"
+
+
+def test_channels_one_renders_the_centred_mono_mix(tmp_path, test_double):
+    stereo_path, mono_path = tmp_path / "stereo.wav", tmp_path / "mono.wav"
+    assert app.main(["--offline", "--play", str(EXAMPLE), "--record", str(stereo_path)]) == 0
+    assert app.main(["--offline", "--play", str(EXAMPLE), "--record", str(mono_path), "--channels", "1"]) == 0
+    stereo, _ = soundfile.read(stereo_path, dtype="float32", always_2d=True)
+    mono, _ = soundfile.read(mono_path, dtype="float32", always_2d=True)
+    assert stereo.shape[1] == 2 and mono.shape[1] == 1
+    assert np.abs(stereo[:, 0] - stereo[:, 1]).max() > 0.01, "the chorale's voices are spread"
+    n = min(len(mono), len(stereo))
+    mono_sum = (stereo[:n, 0] + stereo[:n, 1]) / 2
+    loss_db = 10 * np.log10(np.mean(mono_sum ** 2) / np.mean(mono[:n, 0] ** 2))
+    assert -1.0 <= loss_db <= 0.2
