@@ -130,8 +130,9 @@ def assert_instrument_kept_time(model: InstrumentModel, server: JackServer, stat
     """
     if server.realtime:  # --realtime-priority was given
         threads = stats["thread_scheduling"]
+        # (the attack-cache renderer and the OSC feedback sender lower themselves on purpose)
         assert threads and all(policy.startswith("SCHED_FIFO") for name, policy in threads.items()
-                               if name != "nsynth-live-attack-cache"), threads
+                               if name not in ("nsynth-live-attack-cache", "nsynth-osc-feedback")), threads
         assert threads.get("nsynth-live-attack-cache") == "SCHED_OTHER", threads
     # Xruns jackd logs while the instrument's stream starts (PortAudio connects its ports, JACK
     # re-sorts its graph; seen with the callback in either process) are not deadlines it missed
@@ -275,6 +276,49 @@ def test_oscsend_xy_during_a_held_note_changes_the_spectrum(instrument_model, ja
           f"after {moved_xy_db:.2f} dB (xruns {stats['xrun_count']}, underruns {stats['underrun_count']})")
     assert np.abs(window(moved, *after)).max() > 1e-3, "the held note went silent after the XY move"
     assert moved_xy_db > 3.0 * same_xy_db and moved_xy_db > 1.0
+    assert_instrument_kept_time(instrument_model, jack_server, stats, instrument)
+
+
+def test_midi_cc_moves_xy_with_osc_feedback_and_pitch_bend_bends_live(instrument_model, jack_server, tmp_path):
+    """Over JACK MIDI: CC 12/13 move XY (an OSC client, oscdump, receives the new position as
+    feedback), and a full pitch bend up raises a held note by 2 semitones (RPN 0's default range),
+    measured against the same note unbent at the same time after its note-on (the model's own
+    pitch drift within a note cancels out)."""
+    if shutil.which("oscdump") is None:
+        pytest.skip("oscdump not found: install the Debian package liblo-tools")
+    from nsynth_live.functional.pitch import refine_f0_hz
+
+    osc_port, reply_port = free_udp_port(), free_udp_port()
+    pitch, control_on, bent_on, hold, bend_after = 57, 0.5, 3.3, 2.6, 1.5
+    messages = [
+        (0.2, [0xB0, 12, 127]), (0.2, [0xB0, 13, 127]),  # XY to (1, 1) by MIDI
+        (control_on, [NOTE_ON, pitch, 100]), (control_on + hold, [NOTE_OFF, pitch, 0]),
+        (bent_on, [NOTE_ON, pitch, 100]),
+        (bent_on + bend_after, [0xE0, 0x7F, 0x7F]),  # pitch bend fully up
+        (bent_on + hold, [NOTE_OFF, pitch, 0]),
+    ]
+    dump = subprocess.Popen(["oscdump", "-L", str(reply_port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        instrument = start_instrument(jack_server, tmp_path, instrument_model, "--osc-port", str(osc_port),
+                                      "--osc-reply", f"127.0.0.1:{reply_port}", "--xy", "0", "0")
+        audio, sent, _ = play_and_capture(instrument, jack_server.name, messages, bent_on + hold + 0.3)
+    finally:
+        dump.terminate()
+        dumped, _ = dump.communicate(timeout=10)
+    assert "/nsynth/xy ff 1.000000 1.000000" in dumped, dumped
+    stats = instrument.stats()
+    assert stats["underrun_count"] == 0, stats
+
+    def f0_after(note_index: int, semitones: float) -> float:
+        on = int(sent[note_index])
+        segment = audio[on + int((bend_after + 0.3) * SAMPLE_RATE):on + int((hold - 0.1) * SAMPLE_RATE)]
+        return refine_f0_hz(segment.astype(np.float64), sample_rate=SAMPLE_RATE,
+                            f0_hz=float(midi_to_hz(pitch)) * 2 ** (semitones / 12))
+
+    bend_cents = cents_between(f0_after(4, 2.0), f0_after(2, 0.0))  # sent[2], sent[4]: the note-ons
+    print(f"\nMIDI XY + bend, {instrument_model.name}: bend {bend_cents:.1f} cents")
+    assert abs(bend_cents - 200.0) < 5.0
     assert_instrument_kept_time(instrument_model, jack_server, stats, instrument)
 
 
