@@ -198,10 +198,14 @@ def load_midi_events_or_explain(path: Path, *, ignore_program_changes: bool = Fa
         events = list(midi_file_events(path))
     except MidiFileError as error:
         raise AppError(str(error)) from error
-    if ignore_program_changes:
-        from nsynth_live.engine.events import ProgramChange
+    from nsynth_live.engine.events import ProgramChange
 
+    programs = sum(isinstance(event, ProgramChange) for _, event in events)
+    if ignore_program_changes:
         events = [(time_seconds, event) for time_seconds, event in events if not isinstance(event, ProgramChange)]
+    elif programs:
+        print(f"nsynth-live: {path} has {programs} program change(s): they select presets by number, as live "
+              "(--ignore-program-changes keeps --preset)", flush=True)
     if not events:
         raise AppError(f"MIDI file {path} has no notes to play")
     return events
@@ -348,7 +352,8 @@ class _Setup:
             return self.events
         from nsynth_live.render.automation import automation_events
 
-        return self.events + automation_events(self.automation, hop_seconds=engine.hop_seconds)
+        # automation first: at equal times its position is set before a note starts
+        return automation_events(self.automation, hop_seconds=engine.hop_seconds) + self.events
 
 
 def _latency_lines(engine, block_size: int, runner=None) -> tuple[str, dict]:

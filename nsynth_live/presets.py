@@ -101,9 +101,10 @@ class Controls:
         for name in ("x_cc", "y_cc"):
             cc = getattr(self, name)
             if isinstance(cc, bool) or not isinstance(cc, int) or not (cc == -1 or 1 <= cc <= 119) \
-                    or cc in _RESERVED_CCS:
-                raise PresetError(f"controls.{name} must be -1 (none) or a controller 1..119 other than "
-                                  f"{sorted(c for c in _RESERVED_CCS if c < 120)}, got {cc!r}")
+                    or cc in _RESERVED_CCS or 32 <= cc <= 63:
+                raise PresetError(f"controls.{name} must be -1 (none) or a controller 1..31 or 64..119 (32..63 are "
+                                  f"the LSBs of 0..31) other than {sorted(c for c in _RESERVED_CCS if c < 120)}, "
+                                  f"got {cc!r}")
         if self.x_cc == self.y_cc and self.x_cc != -1:
             raise PresetError(f"controls.x_cc and controls.y_cc are both {self.x_cc}")
         for name in ("mod_wheel", "aftertouch"):

@@ -51,6 +51,7 @@ from nsynth_live.engine.events import (
 )
 
 # counters (int64)
+BENT_TOLERANCE = 4  # 14-bit bend steps from the centre that still count as unbent for the attack cache
 C_WRITE, C_READ, C_XRUNS, C_UNDERRUNS, C_ERRORS, C_CACHED, C_UNCACHED, C_MIDI_MESSAGES, C_MIDI_EVENTS = range(9)
 N_COUNTERS = 12
 # scalars (float64)
@@ -309,7 +310,8 @@ class CallbackSide:
                 self._sustain_down = False
                 self._bent[event.channel] = False
         elif isinstance(event, PitchBend):
-            self._bent[event.channel] = event.value != PITCH_BEND_CENTER
+            # (a wheel resting a few steps off centre, under 0.1 cent at +-2 semitones, still plays cached)
+            self._bent[event.channel] = abs(event.value - PITCH_BEND_CENTER) > BENT_TOLERANCE
         self.to_engine(event)
 
     def _release_attacks(self, key: int, now: int) -> bool:

@@ -9,7 +9,7 @@ the MIDI 1.0 specification defines them (``docs/midi.md`` states the rules in th
   resets the LSB to 0, as the specification asks of a receiver, so a controller that sends MSB then
   LSB lands on the exact 14-bit value.
 * **Registered parameter 0, pitch bend sensitivity.** CC 101 / CC 100 select a parameter (127/127
-  is "none"); with (0, 0) selected, data entry CC 6 sets the range in semitones (and resets the
+  is "none"; selecting an NRPN with CC 99 / CC 98 deselects it); with (0, 0) selected, data entry CC 6 sets the range in semitones (and resets the
   cents) and CC 38 its cents. Other parameters are ignored. Ranges above 24 semitones are clamped.
 * **Reset all controllers** (CC 121) centres the bend, zeroes pressure and the mod wheel and
   deselects the parameter; it keeps the bend range and the XY position (RP-015).
@@ -37,6 +37,7 @@ from nsynth_live.engine.events import (
 from nsynth_live.presets import BEND_RANGE_MAX_SEMITONES, Controls
 
 _RPN_NULL = 127
+CC_NRPN_LSB, CC_NRPN_MSB = 98, 99  # selecting an NRPN deselects the RPN (MIDI 1.0 spec)
 _FOURTEEN_BIT_MAX = 16383
 
 
@@ -82,6 +83,10 @@ class ControllerState:
     def set_controls(self, controls: Controls) -> None:
         """A new preset's mapping; channels whose range no RPN set take its ``bend_range``."""
         self.controls = controls
+        assigned = {controls.mod_wheel, controls.aftertouch}
+        for target in self.amounts:  # an amount no controller drives any more returns to rest
+            if target not in assigned:
+                self.amounts[target] = 0.0
         self._range[~self._range_set] = controls.bend_range
         for channel in range(MIDI_CHANNELS):
             self._update_bend(channel)
@@ -99,6 +104,9 @@ class ControllerState:
             return self._reset(channel)
         if controller in (CC_RPN_MSB, CC_RPN_LSB):
             self._rpn[channel, 0 if controller == CC_RPN_MSB else 1] = value
+            return {}
+        if controller in (CC_NRPN_MSB, CC_NRPN_LSB):  # a non-registered parameter: data entry is not ours
+            self._rpn[channel] = _RPN_NULL
             return {}
         if controller in (CC_DATA_ENTRY_MSB, CC_DATA_ENTRY_LSB):
             if tuple(self._rpn[channel]) != (0, 0):  # only RPN 0, pitch bend sensitivity

@@ -329,6 +329,11 @@ class Engine:
         self._history = {k: np.zeros((n_slots, self._replay_frames) + v.shape[1:], dtype=v.dtype)
                          for k, v in self._fresh.items() if k in self._replay_keys}
         self._history_from = np.zeros(n_slots, dtype=np.int64)  # first frame whose state the ring holds
+        # the loop snapshot's timbre, and the ring's state 12 frames before it, to re-render the
+        # snapshot at a loop turn when the timbre moved since it was taken
+        self._snapshot_base = {k: np.zeros_like(h[:, 0]) for k, h in self._history.items()}
+        self._snapshot_base_ok = np.zeros(n_slots, dtype=bool)
+        self._snapshot_embedding = np.zeros((n_slots, spec.embedding_dims), dtype=np.float64)
         self._morph_pending = np.zeros(n_slots, dtype=bool)  # the voice has not been replayed at the target
         self._pending_since = np.zeros(n_slots, dtype=np.int64)  # hop of the oldest unserved request
         self._morph_xfade_hops = max(1, int(round(self.config.morph_crossfade_seconds * spec.sample_rate
@@ -492,6 +497,8 @@ class Engine:
 
     def _retarget(self) -> None:
         target = self._blend(self._xy)
+        if np.array_equal(target, self._morph.target):  # a controller resending its value
+            return
         self._morph.retarget(target)
         fresh = (self._phase != FREE) & (self._phase != KILLING) & ~self._morph_pending
         self._pending_since[fresh] = self._hop_index
@@ -793,15 +800,19 @@ class Engine:
         # snapshot the state a held voice has before its loop-start step (a morph's new stream, when
         # the voice is crossfading into one: it is the voice from the crossfade's end)
         at_start = self._time[slots] == loop.loop_start_index
-        for source, chosen in ((self._state, at_start & ~crossfading),
-                               (self._partner, at_start & crossfading & (kind == _MORPH))):
+        ring = self._replay_frames
+        for source, chosen, timbre in ((self._state, at_start & ~crossfading, embedding),
+                                       (self._partner, at_start & crossfading & (kind == _MORPH), self._morph.target)):
             snap = slots[chosen]
             if snap.size:
                 self._scatter(self._snapshot, snap, self._gather(source, snap))
                 self._has_snapshot[snap] = True
+                self._snapshot_embedding[snap] = timbre
+                for k, history in self._history.items():  # (the ring slot this step overwrites)
+                    self._snapshot_base[k][snap] = history[snap, loop.loop_start_index % ring]
+                self._snapshot_base_ok[snap] = self._history_from[snap] <= loop.loop_start_index - ring
         partners = slots[crossfading]
         # the replay ring: the state before this frame (the second stream's, while there is one)
-        ring = self._replay_frames
         plain = slots[~crossfading]
         for k, history in self._history.items():
             history[plain, self._time[plain] % ring] = self._state[k][plain]
@@ -833,7 +844,9 @@ class Engine:
             u = (self._xfade[slot] * hop + self._n) / (hops * hop)  # 0 < u <= 1 across the crossfade
             i = int(np.searchsorted(slots, slot))
             outgoing, incoming = voice_audio[i], audio[n_main + row]
-            norm = crossfade_norm(outgoing, incoming, u[hop // 2])
+            # the normalising gain measured mid-hop; at the last hop it ramps to 1 (the incoming
+            # stream alone), so there is no gain step when the crossfade ends
+            norm = 1.0 if self._xfade[slot] == hops - 1 else crossfade_norm(outgoing, incoming, u[hop // 2])
             if self._xfade[slot] == 0:
                 self._xfade_norm[slot] = 1.0
             k = self._xfade_norm[slot] + (norm - self._xfade_norm[slot]) * self._n / hop
@@ -847,6 +860,7 @@ class Engine:
                     self._history_from[slot] = self._partner_time[slot] - hops
                 self._time[slot] = self._partner_time[slot]
                 self._xfade[slot] = -1
+        turning = []
         for slot in slots:
             phase = self._phase[slot]
             if phase not in (HELD, SUSTAINED):
@@ -860,7 +874,35 @@ class Engine:
                     self._partner[k][slot] = self._snapshot[k][slot]
                 self._partner_time[slot] = loop.loop_start_index
                 self._start_crossfade(slot, _LOOP, loop.crossfade_hops)
+                turning.append(slot)
+        if turning and self.config.morph_mode == "replay":
+            self._refresh_loop_partners(np.asarray(turning, dtype=np.int64))
         return voice_audio
+
+    def _refresh_loop_partners(self, slots: np.ndarray) -> None:
+        """Loop turns whose snapshot was taken at another timbre than the target: the replayed
+        stream restarts from the snapshot re-rendered at the target (its last 12 frames, from the
+        ring state kept with the snapshot), so a held note does not fall back to its old timbre
+        once per loop (``docs/engine.md``, "Morph")."""
+        target = self._morph.target
+        stale = slots[self._snapshot_base_ok[slots]
+                      & ~np.all(np.isclose(self._snapshot_embedding[slots], target[None], atol=1e-6), axis=1)]
+        if stale.size == 0:
+            return
+        frames = self._replay_frames
+        first = self.sustain_loop.loop_start_index - frames
+        time_index = np.tile(np.arange(first, first + frames, dtype=np.int64), (stale.size, 1))
+        begin = {k: v[stale] for k, v in self._snapshot_base.items()}
+        state = replay(self.synth, np.repeat(target.astype(np.float32)[None], stale.size, axis=0),
+                       self._pitch[stale], self._velocity[stale], time_index, begin)
+        self._scatter(self._partner, stale, state)
+        self._morph_pending[stale] = False  # the loop's crossfade carries the voice to the target
+        self.morph_replays += int(stale.size)
+
+    def _steps_per_hop(self, slot: int) -> int:
+        """Model steps a voice may take in one hop at its bend rate (1 unbent)."""
+        ratio = float(self._bend.ratio[slot])
+        return 1 if ratio <= 1.0 else int(math.ceil(ratio)) + 1
 
     def _start_crossfade(self, slot: int, kind: int, hops: int) -> None:
         self._xfade[slot] = 0
@@ -880,6 +922,10 @@ class Engine:
         if loop.mode == "crossfade":  # a morph's crossfade must end before the loop's can start
             near_loop_end = (time >= loop.loop_end_index - self._morph_xfade_hops - 1) & (time <= loop.loop_end_index)
             waiting &= ~(near_loop_end & np.isin(self._phase, (HELD, SUSTAINED)))
+        # a morph's crossfade must end before the end-of-table fade
+        ratio = self._bend.ratio
+        steps = np.where(ratio <= 1.0, 1, np.ceil(ratio) + 1)
+        waiting &= time + (self._morph_xfade_hops + self._end_guard_steps) * steps < self.spec.time_steps
         from_start = time <= self.config.morph_from_start_frames
         frames = np.where(from_start, time, np.minimum(self._replay_frames, time - self._history_from))
         waiting &= from_start | (frames >= 11)
@@ -921,6 +967,17 @@ class Engine:
             lacking = active[self._bend.lacking(active, positions)]
             if lacking.size == 0:
                 break
+            # a voice bent up past the end of the model's time table (its fade did not finish in
+            # time) reads silence and is cut; no model step ever sees time_index >= time_steps
+            ended = self._time[lacking] >= self.spec.time_steps
+            if ended.any():
+                for slot in lacking[ended]:
+                    self._env[slot] = 0.0
+                    self._kill(slot, self._steal_samples)
+                self._bend.append(lacking[ended], np.zeros((int(ended.sum()), hop)))
+                lacking = lacking[~ended]
+                if lacking.size == 0:
+                    continue
             self._bend.append(lacking, self._model_step(lacking, embedding))
         voice_audio = self._bend.read(active, positions)
 
@@ -946,9 +1003,9 @@ class Engine:
             if (phase == RELEASED and env[-1] < self._silence) or (phase == KILLING and env[-1] <= 0.0):
                 self._free(slot)
                 continue
-            # a voice about to run off the time table fades out
+            # a voice about to run off the time table fades out (a voice bent up takes more steps per hop)
             if (phase != KILLING and self._xfade[slot] < 0
-                    and self._time[slot] >= self.spec.time_steps - self._end_guard_steps):
+                    and self._time[slot] >= self.spec.time_steps - self._end_guard_steps * self._steps_per_hop(slot)):
                 self._kill(slot, self._steal_samples)
         return mix
 

@@ -87,7 +87,9 @@ def encode_event(event) -> tuple | None:
         return (K_ALL_SOUND_OFF, 0, 0, 0, 0, 0)
     if isinstance(event, Timed) and isinstance(event.event, CachedNoteOn):
         e = event.event
-        # the row and the channel share a field: rows < 2**20
+        # the row and the channel share a field: rows < 2**20 (a cache has 49 pitches x 16 layers)
+        if not 0 <= e.row < (1 << 20):
+            return None
         return (K_CACHED_NOTE_ON, e.key, e.pitch_midi, e.row + (e.channel << 20), e.cache.cache_id, event.at_sample)
     if isinstance(event, Timed) and isinstance(event.event, ReleaseAttack):
         return (K_RELEASE_ATTACK, event.event.key, 0, 0, 0, event.at_sample)

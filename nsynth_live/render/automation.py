@@ -10,7 +10,7 @@ File format (UTF-8 text, comma-separated; ``docs/midi.md``)::
 
 Between two rows the position moves in a straight line (linear in time), as a DAW draws an
 automation lane; before the first row and after the last the pad stays where the file puts it. Empty
-lines and lines starting with ``#`` are skipped. The file becomes ``SetXY`` events, one per engine
+lines are skipped; ``#`` starts a comment (a whole line or after a row). The file becomes ``SetXY`` events, one per engine
 hop while it moves, which go through the same engine code as an XY pad or a CC 12/13 move live.
 """
 
@@ -56,7 +56,8 @@ def read_automation_csv(path) -> np.ndarray:
     except (OSError, UnicodeDecodeError) as error:
         raise AutomationError(f"cannot read automation file {path}: {error}") from error
     rows = []
-    for number, fields in enumerate(csv.reader(text.splitlines()), start=1):
+    lines = [line.split("#", 1)[0] for line in text.splitlines()]  # '#' starts a comment, also after a row
+    for number, fields in enumerate(csv.reader(lines), start=1):
         cells = [cell.strip() for cell in fields]
         if not cells or not any(cells) or cells[0].startswith("#"):
             continue

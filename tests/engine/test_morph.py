@@ -122,3 +122,17 @@ def test_ramp_mode_does_not_replay(make_engine):
     for _ in range(5):
         engine.render_hop()
     assert engine.morph_replays == 0
+
+
+def test_a_held_note_keeps_its_new_timbre_across_loop_turns(sing_synth):
+    """A jump after the sustain loop's snapshot (frame 124): each later loop turn restarts from the
+    snapshot re-rendered at the new timbre, so the sound never falls back to the old one (it dipped
+    to 37% of the change once per loop before; measured now: >= 97%)."""
+    jump, hops = 140, 330  # the jump 2.2 s into the note; two loop turns follow
+    source, _ = _render(sing_synth, "replay", 0, hops=hops, jump_hop=jump)
+    target, _ = _render(sing_synth, "replay", 127, hops=hops, jump_hop=jump)
+    audio, engine = _render(sing_synth, "replay", 0, 127, hops=hops, jump_hop=jump)
+    done, times = change_done(audio, source, target, sample_rate=SR)
+    after = times > jump * engine.hop_seconds + 0.1
+    assert np.nanmin(done[after]) > 0.9
+    assert engine.morph_replays >= 3  # the jump, then one re-rendered snapshot per loop turn
