@@ -261,3 +261,22 @@ def test_preset_change_returns_unassigned_amounts_to_rest_and_nrpn_leaves_the_be
     assert state.bend_range(0) == 2.0
     with pytest.raises(PresetError, match="LSBs"):
         Controls(x_cc=40)
+
+
+def test_a_note_bent_two_octaves_up_fades_before_the_end_of_the_time_table(make_engine):
+    """Bent up by 24 semitones a voice reads its model stream 4x faster: it must fade and be freed
+    before any model step is asked for a time index past the table (that used to raise every hop)."""
+    preset = dataclasses.replace(load_preset("default"), release_seconds=4.0)
+    engine = make_engine(preset, output_sample_rate=SR)
+    for event in rpn0(24):
+        engine.post(event)
+    engine.post(PitchBend(16383))
+    engine.post(NoteOn(48, 100))
+    engine.render_hop()
+    engine.post(NoteOff(48))  # released: the 4-s release outlasts the 265-frame table read 4x faster
+    for _ in range(200):
+        engine.render_hop()
+    assert engine.active_voice_count == 0
+    engine.post(PitchBend(8192))
+    engine.post(NoteOn(60, 100))  # and the instrument still plays
+    assert np.abs(render_hops(engine, 10)).max() > 0.01
