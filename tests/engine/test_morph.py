@@ -41,7 +41,7 @@ def _render(synth, mode, start_cc, jump_cc=None, *, jump_hop=60, hops=90, note=6
 @pytest.mark.parametrize("mode, bound_ms", [("replay", 50.0), ("ramp", None)])
 def test_a_cc_jump_morphs_within_50_ms_without_dip_or_click(sing_synth, mode, bound_ms):
     """A CC 12/13 jump from (0,0) to (1,1) under a held note, rendered offline: 90% of the spectral
-    change within 50 ms (measured 38 ms; the ramp alone takes 210 ms: benchmarks/morph.py), no level
+    change within 50 ms (measured 36 ms; the ramp alone takes 210 ms: benchmarks/morph.py), no level
     dip below the quieter held render over 1 dB, no click."""
     source, _ = _render(sing_synth, mode, 0)
     target, _ = _render(sing_synth, mode, 127)
