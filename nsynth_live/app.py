@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--force", action="store_true", help="overwrite --record / --stats-json if they exist")
     files.add_argument("--duration", type=_positive_float, metavar="SECONDS",
                        help="stop after this long (default: at the end of --play, else at Ctrl-C)")
+    files.add_argument("--verbose", action="store_true",
+                       help="also print notices that are not problems (logged at INFO level)")
     files.add_argument("--stats-json", type=Path, metavar="PATH", help="write run statistics (xruns...) as JSON")
     return parser
 
@@ -204,8 +206,9 @@ def load_midi_events_or_explain(path: Path, *, ignore_program_changes: bool = Fa
     if ignore_program_changes:
         events = [(time_seconds, event) for time_seconds, event in events if not isinstance(event, ProgramChange)]
     elif programs:
-        print(f"nsynth-live: {path} has {programs} program change(s): they select presets by number, as live "
-              "(--ignore-program-changes keeps --preset)", flush=True)
+        logging.getLogger("nsynth_live").info(
+            "%s has %d program change(s): they select presets by number, as live "
+            "(--ignore-program-changes keeps --preset)", path, programs)
     if not events:
         raise AppError(f"MIDI file {path} has no notes to play")
     return events
@@ -400,7 +403,7 @@ def _make_engine(setup: _Setup, synth, sample_rate: int):
 
 def run_offline(setup: _Setup, out_path: Path, *, reason: str) -> dict:
     """Render ``setup.events`` with the engine faster than real time and write ``out_path``."""
-    from nsynth_live.render.offline import render_events, write_wav_atomic
+    from nsynth_live.render.offline import render_events_to_wav
 
     args = setup.args
     sample_rate = args.sample_rate or DEFAULT_SAMPLE_RATE
@@ -409,12 +412,12 @@ def run_offline(setup: _Setup, out_path: Path, *, reason: str) -> dict:
     startup_seconds = time.perf_counter() - _IMPORTED_AT
     print(f"nsynth-live: rendering {args.play} offline ({reason}) at {sample_rate} Hz ...", flush=True)
     started = time.perf_counter()
-    audio = render_events(engine, setup.timed_events(engine), tail_seconds=TAIL_SECONDS,
-                          progress=sys.stderr.isatty())
+    # streamed to the file hop by hop (constant memory), renamed onto out_path at the end; float WAV
+    # like --record (no clipping of peaks above 0 dBFS); --force was checked up front
+    _, frames = render_events_to_wav(engine, setup.timed_events(engine), out_path, tail_seconds=TAIL_SECONDS,
+                                     progress=sys.stderr.isatty(), force=True, subtype="FLOAT")
     elapsed = time.perf_counter() - started
-    # float WAV like --record (no clipping of peaks above 0 dBFS); --force was checked up front
-    write_wav_atomic(out_path, audio, sample_rate=sample_rate, force=True, subtype="FLOAT")
-    duration_seconds = audio.shape[0] / sample_rate
+    duration_seconds = frames / sample_rate
     print(
         f"nsynth-live: wrote {out_path} ({duration_seconds:.1f} s of audio in {elapsed:.1f} s, "
         f"{duration_seconds / max(elapsed, 1e-9):.1f}x real time)",
@@ -862,9 +865,11 @@ def _request_realtime_priority(priority: int) -> bool:
     return True
 
 
-def _setup_logging() -> None:
+def _setup_logging(verbose: bool = False) -> None:
+    """Warnings and errors on stderr; notices (INFO) too with ``--verbose``."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="nsynth-live: %(levelname)s: %(message)s", stream=sys.stderr)
+        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                            format="nsynth-live: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
 def _prepare(args: argparse.Namespace) -> _Setup:
@@ -931,7 +936,7 @@ def _run(args: argparse.Namespace, stop: _StopRequest) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``run_live.py``; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    _setup_logging()
+    _setup_logging(args.verbose)
     stop = _StopRequest()
 
     def request_stop(signum, _frame):

@@ -190,13 +190,44 @@ class Preset:
             raise PresetError(f"preset {self.name!r}: controls must be a Controls, got {self.controls!r}")
 
 
-def list_presets(*, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> list[str]:
-    """Names of the presets in ``presets_dir`` (files ``<name>.toml`` with a valid name), sorted."""
+def _preset_files(presets_dir: Path | str) -> list[str]:
+    """Names of the files ``<name>.toml`` in ``presets_dir`` with a valid name, sorted."""
     directory = Path(presets_dir)
     if not directory.is_dir():
         return []
-    return sorted(p.stem for p in directory.glob("*.toml")
-                  if p.is_file() and _NAME_PATTERN.fullmatch(p.stem))
+    return sorted(p.stem for p in directory.glob("*.toml") if _NAME_PATTERN.fullmatch(p.stem))
+
+
+def preset_problems(*, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> dict[str, str]:
+    """The preset files of ``presets_dir`` that cannot be loaded: ``{name: why}`` (a TOML error,
+    an invalid field, a link that leads outside the folder...), each reason on one line."""
+    problems = {}
+    for name in _preset_files(presets_dir):
+        if not (Path(presets_dir) / f"{name}.toml").is_file():
+            problems[name] = "not a readable file (a broken link?)"
+            continue
+        try:
+            load_preset(name, presets_dir=presets_dir)
+        except PresetError as error:
+            problems[name] = " ".join(str(error).split())
+    return problems
+
+
+def list_presets(*, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> list[str]:
+    """Names of the presets in ``presets_dir`` that load (files ``<name>.toml`` with a valid name,
+    valid TOML and fields, inside the folder: a link out of it is refused), sorted. Program change
+    N selects the N-th of them. Files that do not load are left out (:func:`preset_problems`)."""
+    problems = preset_problems(presets_dir=presets_dir)
+    return [name for name in _preset_files(presets_dir) if name not in problems]
+
+
+def _valid_list(presets_dir: Path | str) -> str:
+    """``"a, b, c"`` of the loadable presets, and the broken ones named with their problem."""
+    problems = preset_problems(presets_dir=presets_dir)
+    text = ", ".join(n for n in _preset_files(presets_dir) if n not in problems) or "(none)"
+    if problems:
+        text += "; left out, they do not load: " + "; ".join(f"{n} ({why})" for n, why in problems.items())
+    return text
 
 
 def preset_path(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> Path:
@@ -211,8 +242,7 @@ def preset_path(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> 
     if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
         raise PresetError(
             f"preset name {name!r} refused: a preset name is a plain identifier (letters, digits, "
-            f"'_' and '-', at most 64 characters); valid presets: "
-            f"{', '.join(list_presets(presets_dir=presets_dir)) or '(none)'}")
+            f"'_' and '-', at most 64 characters); valid presets: {_valid_list(presets_dir)}")
     directory = Path(presets_dir).resolve()
     path = (directory / f"{name}.toml").resolve()
     if path.parent != directory:
@@ -232,9 +262,7 @@ def load_preset(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> 
     """
     path = preset_path(name, presets_dir=presets_dir)
     if not path.is_file():
-        valid = list_presets(presets_dir=presets_dir)
-        raise PresetError(f"unknown preset {name!r}; valid presets in {Path(presets_dir)}: "
-                          f"{', '.join(valid) or '(none)'}")
+        raise PresetError(f"unknown preset {name!r}; valid presets in {Path(presets_dir)}: {_valid_list(presets_dir)}")
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

@@ -124,3 +124,24 @@ def test_unknown_corner_lists_valid_instruments():
 
 def test_default_presets_dir_is_the_repository_folder():
     assert DEFAULT_PRESETS_DIR.name == "presets" and (DEFAULT_PRESETS_DIR / "default.toml").is_file()
+
+
+def test_broken_presets_are_left_out_of_the_valid_list_and_named(tmp_path):
+    from nsynth_live.presets import preset_problems
+
+    write(tmp_path, "alpha", GOOD.format(name="alpha"))
+    write(tmp_path, "broken", "this is = = not toml")
+    write(tmp_path, "wrongname", GOOD.format(name="other"))
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.toml"
+    outside.write_text(GOOD.format(name="linked"))
+    (tmp_path / "linked.toml").symlink_to(outside)
+    (tmp_path / "dangling.toml").symlink_to(tmp_path / "nowhere.toml")
+    assert list_presets(presets_dir=tmp_path) == ["alpha"]
+    problems = preset_problems(presets_dir=tmp_path)
+    assert set(problems) == {"broken", "wrongname", "linked", "dangling"}
+    assert "not valid TOML" in problems["broken"] and "outside the presets directory" in problems["linked"]
+    with pytest.raises(PresetError) as raised:
+        load_preset("gamma", presets_dir=tmp_path)
+    message = str(raised.value)
+    assert "\n" not in message and "valid presets" in message and ": alpha; left out" in message
+    assert "broken (" in message and "linked (" in message

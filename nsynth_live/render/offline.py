@@ -2,6 +2,8 @@
 
 One code path, two clocks: this module drives exactly the :meth:`Engine.render_hop` that the
 realtime runner drives from the device clock, so tests of the offline path test the live path.
+:func:`render_events_to_wav` streams hops to the file as they are rendered (constant memory);
+:func:`render_events` keeps the whole piece in memory (tests, short pieces).
 Note-ons start at their own sample (a :class:`~nsynth_live.engine.events.Timed` event); other
 events take effect at the start of the hop that holds their time (16 ms grid for SING).
 """
@@ -9,6 +11,7 @@ events take effect at the start of the hop that holds their time (16 ms grid for
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -39,19 +42,32 @@ def midi_file_events(path) -> list:
     Raises
     ------
     MidiFileError
-        If the file is missing or not a parseable MIDI file.
+        One line naming the file: missing, unreadable, empty, not a MIDI file (no ``MThd``),
+        truncated, or damaged (mido's own error).
     """
     import mido
 
     path = Path(path)
     try:
-        midi = mido.MidiFile(str(path))
-        messages = list(midi)  # tempo-aware; msg.time = seconds since the previous message
+        with open(path, "rb") as handle:
+            head = handle.read(4)
     except FileNotFoundError as error:
         raise MidiFileError(f"MIDI file {path} does not exist") from error
-    except Exception as error:  # mido raises OSError, EOFError, ValueError, KeyError, ...
-        raise MidiFileError(f"cannot parse MIDI file {path}: {type(error).__name__}: {error}; "
-                            f"expected a standard MIDI file (.mid, type 0 or 1)") from error
+    except OSError as error:
+        raise MidiFileError(f"cannot read MIDI file {path}: {error.strerror or error}") from error
+    if not head:
+        raise MidiFileError(f"MIDI file {path} is empty (0 bytes)")
+    if head != b"MThd":
+        raise MidiFileError(f"{path} is not a MIDI file: it starts with {head!r}, a standard MIDI file with b'MThd'")
+    try:
+        midi = mido.MidiFile(str(path))
+        messages = list(midi)  # tempo-aware; msg.time = seconds since the previous message
+    except EOFError as error:
+        raise MidiFileError(f"MIDI file {path} is truncated: it ends inside its header or a track "
+                            f"({path.stat().st_size} bytes)") from error
+    except Exception as error:  # mido raises OSError, ValueError, KeyError, ...
+        detail = " ".join(str(error).split()) or "no detail"
+        raise MidiFileError(f"MIDI file {path} is damaged: {type(error).__name__}: {detail}") from error
     events = []
     now = 0.0
     for message in messages:
@@ -64,8 +80,8 @@ def midi_file_events(path) -> list:
     return events
 
 
-def render_events(engine, timed_events, *, tail_seconds: float = 2.0, progress: bool = False) -> np.ndarray:
-    """Render timed events with the engine, faster than real time.
+def iter_render(engine, timed_events, *, tail_seconds: float = 2.0, progress: bool = False) -> Iterator[np.ndarray]:
+    """Render timed events with the engine, faster than real time, one hop at a time.
 
     Parameters
     ----------
@@ -78,11 +94,17 @@ def render_events(engine, timed_events, *, tail_seconds: float = 2.0, progress: 
     progress : bool
         Show a tqdm progress bar.
 
-    Returns
-    -------
+    Yields
+    ------
     numpy.ndarray
-        ``(frames, channels)`` float32 at ``engine.output_sample_rate``; includes the resampler's
-        delay (``engine.resampler_delay_seconds``) at the start.
+        Each hop's ``(frames, channels)`` float32 at ``engine.output_sample_rate`` (the first hops
+        hold the resampler's delay, ``engine.resampler_delay_seconds``). Nothing but the engine and
+        the event list is kept between hops: memory stays flat whatever the piece's length.
+
+    Raises
+    ------
+    ValueError
+        If ``tail_seconds`` is out of [0, 3600] or an event time is negative or not finite.
     """
     if not (isinstance(tail_seconds, (int, float)) and 0.0 <= tail_seconds <= 3600.0):
         raise ValueError(f"tail_seconds must be in [0, 3600] s, got {tail_seconds!r}")
@@ -97,7 +119,6 @@ def render_events(engine, timed_events, *, tail_seconds: float = 2.0, progress: 
         from tqdm import tqdm
 
         hops = tqdm(hops, desc="render", unit="hop")
-    blocks = []
     next_event = 0
     origin = engine.sample_position
     model_rate = engine.spec.sample_rate
@@ -109,10 +130,69 @@ def render_events(engine, timed_events, *, tail_seconds: float = 2.0, progress: 
                 event = Timed(event, origin + int(round(t * model_rate)))
             engine.post(event)
             next_event += 1
-        blocks.append(engine.render_hop())
+        yield engine.render_hop()
+
+
+def render_events(engine, timed_events, *, tail_seconds: float = 2.0, progress: bool = False) -> np.ndarray:
+    """:func:`iter_render`'s hops concatenated: ``(frames, channels)`` float32 (the whole piece in
+    memory: for long pieces write with :func:`render_events_to_wav`)."""
+    blocks = list(iter_render(engine, timed_events, tail_seconds=tail_seconds, progress=progress))
     if not blocks:
         return np.zeros((0, engine.channels), dtype=np.float32)
     return np.concatenate(blocks, axis=0)
+
+
+WAV_MAX_BYTES = 2**32 - 1 - 1024  # a RIFF WAV's size field is 32 bits; beyond it the file is RF64
+
+
+def render_events_to_wav(engine, timed_events, path, *, tail_seconds: float = 2.0, progress: bool = False,
+                         force: bool = False, subtype: str = "FLOAT") -> tuple[Path, int]:
+    """Render straight to a WAV file, hop by hop, in constant memory, atomically.
+
+    The samples are exactly :func:`render_events`'s. They are written as they are rendered into a
+    temporary file in the destination's folder (``fileio.atomic_output``), renamed onto ``path``
+    at the end; a killed render leaves no file under ``path``. A render longer than a RIFF WAV can
+    hold (4 GiB: 3.1 h of stereo float at 48 kHz) is written as RF64, which soundfile, sox and
+    DAWs read as WAV.
+
+    Parameters
+    ----------
+    engine, timed_events, tail_seconds, progress
+        As for :func:`iter_render`.
+    path : str or Path
+        Destination ``.wav``.
+    force : bool
+        Overwrite an existing file.
+    subtype : str
+        soundfile subtype (``"FLOAT"`` keeps peaks above full scale; ``"PCM_16"``, ...).
+
+    Returns
+    -------
+    (Path, int)
+        The file and the frames written.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``force`` is False (checked before rendering).
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass force=True (--force) to overwrite it")
+    events = list(timed_events)
+    seconds = (max((float(t) for t, _ in events), default=0.0)) + tail_seconds
+    bytes_per_frame = engine.channels * (4 if subtype in ("FLOAT", "PCM_32") else 8 if subtype == "DOUBLE" else 3 if subtype == "PCM_24" else 2)
+    container = "RF64" if seconds * engine.output_sample_rate * bytes_per_frame > WAV_MAX_BYTES else "WAV"
+    frames = 0
+    with atomic_output(path, overwrite=True, suffix=".tmp.wav") as temporary:
+        with sf.SoundFile(temporary, "w", samplerate=int(engine.output_sample_rate), channels=engine.channels,
+                          subtype=subtype, format=container) as out:
+            for block in iter_render(engine, events, tail_seconds=tail_seconds, progress=progress):
+                out.write(block)
+                frames += block.shape[0]
+    return path, frames
 
 
 def write_wav_atomic(path, audio: np.ndarray, *, sample_rate: int, force: bool = False,

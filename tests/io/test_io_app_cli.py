@@ -53,6 +53,18 @@ def test_unparseable_midi_file_is_a_clear_error(tmp_path, content):
     assert str(bad) in result.stderr and "MIDI" in result.stderr
 
 
+@pytest.mark.parametrize("content, what", [
+    (b"", "is empty"), (b"RIFF\x00\x00\x00\x00WAVE", "is not a MIDI file"), (EXAMPLE.read_bytes()[:700], "is truncated"),
+])
+def test_midi_file_errors_are_one_line_saying_what_is_wrong(tmp_path, content, what):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(content)
+    result = run_cli("--offline", "--play", bad, "--record", tmp_path / "o.wav")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(bad) in lines[0] and what in lines[0], result.stderr
+
+
 def test_missing_midi_file(tmp_path):
     result = run_cli("--offline", "--play", tmp_path / "absent.mid")
     assert result.returncode == 2 and "not found" in result.stderr

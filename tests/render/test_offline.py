@@ -1,3 +1,4 @@
+from pathlib import Path
 """Offline rendering of MIDI files through the live engine's render_hop."""
 
 import os
@@ -53,6 +54,27 @@ def test_unparseable_midi_file_names_the_file(tmp_path, content):
     path = tmp_path / "broken.mid"
     path.write_bytes(content)
     with pytest.raises(MidiFileError, match="broken.mid"):
+        midi_file_events(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"),
+    (b"RIFF....WAVEfmt ", "is not a MIDI file: it starts with b'RIFF'"),
+    (b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x00\x40\x00\x90", "is truncated"),
+])
+def test_midi_file_errors_say_what_is_wrong_in_one_line(tmp_path, content, message):
+    path = tmp_path / "broken.mid"
+    path.write_bytes(content)
+    with pytest.raises(MidiFileError, match=message) as raised:
+        midi_file_events(path)
+    assert "\n" not in str(raised.value) and str(path) in str(raised.value)
+
+
+def test_a_truncated_copy_of_the_example_is_reported_as_truncated(tmp_path):
+    example = Path(__file__).resolve().parents[2] / "examples" / "bach_bwv66_6.mid"
+    path = tmp_path / "cut.mid"
+    path.write_bytes(example.read_bytes()[:700])
+    with pytest.raises(MidiFileError, match="cut.mid is truncated"):
         midi_file_events(path)
 
 
@@ -138,3 +160,27 @@ def test_render_events_rejects_bad_times():
         render_events(engine, [(float("nan"), NoteOn(60, 90))])
     with pytest.raises(ValueError, match="tail_seconds"):
         render_events(engine, [], tail_seconds=-1)
+
+
+def test_streaming_to_a_wav_is_bit_exact_and_atomic(tmp_path):
+    """render_events_to_wav writes exactly render_events' samples (float WAV), hop by hop, through a
+    temporary file renamed at the end; an existing file is refused without force."""
+    import soundfile
+
+    from nsynth_live.engine import Engine
+    from nsynth_live.engine.events import NoteOff, NoteOn, PitchBend
+    from nsynth_live.render.offline import render_events, render_events_to_wav
+    from tests.engine.additive_synth import AdditiveTestSynth
+
+    events = [(0.0, NoteOn(60, 100)), (0.13, NoteOn(67, 80)), (0.5, PitchBend(12000)), (0.9, NoteOff(60)),
+              (1.1, NoteOff(67))]
+    expected = render_events(Engine(AdditiveTestSynth(), "default", output_sample_rate=48000), events)
+    path = tmp_path / "take.wav"
+    written, frames = render_events_to_wav(Engine(AdditiveTestSynth(), "default", output_sample_rate=48000),
+                                           events, path)
+    audio, rate = soundfile.read(written, dtype="float32", always_2d=True)
+    assert rate == 48000 and frames == expected.shape[0]
+    np.testing.assert_array_equal(audio, expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.wav"]
+    with pytest.raises(FileExistsError, match="--force"):
+        render_events_to_wav(Engine(AdditiveTestSynth(), "default", output_sample_rate=48000), events, path)
