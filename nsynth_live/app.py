@@ -101,9 +101,11 @@ def _rt_priority(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The ``run_live.py`` argument parser."""
     parser = argparse.ArgumentParser(
-        prog="run_live.py",
-        description="nsynth-live: play the SING neural instrument live from MIDI and OSC, "
-        "or render a MIDI file with it.",
+        description="nsynth-live: play the SING neural instrument live from MIDI and OSC,\n"
+        "or render a MIDI file with it.\n\n"
+        "It writes files only when asked: --record (a WAV) and --stats-json (JSON). An existing\n"
+        "file is not overwritten without --force; a killed run's temporary file is removed by\n"
+        "the next run. Nothing to resume: a render is redone from the start.",
         epilog="Examples:\n"
         "  python run_live.py --play examples/bach_bwv66_6.mid\n"
         "  python run_live.py --audio-device JACK --midi-port 'Keystation'\n"
@@ -320,6 +322,9 @@ def _check_writable(path: Path | None, *, force: bool, what: str) -> None:
         raise AppError(f"{what} {path} exists; pass --force to overwrite it or choose another path")
     if path.exists() and path.is_dir():
         raise AppError(f"{what} {path} is a folder; give a file path")
+    from nsynth_live.fileio import remove_stale_temporaries
+
+    remove_stale_temporaries(path.parent, names=[path.name])  # what a killed run left of this file
 
 
 def unused_output_path(folder: Path, stem: str) -> Path:

@@ -263,6 +263,33 @@ def load_preset(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> 
     path = preset_path(name, presets_dir=presets_dir)
     if not path.is_file():
         raise PresetError(f"unknown preset {name!r}; valid presets in {Path(presets_dir)}: {_valid_list(presets_dir)}")
+    # each file version is parsed once (a flood of preset changes, or of unknown names whose message
+    # lists the valid presets, costs a stat per file)
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise PresetError(f"cannot read preset file {path}: {error}") from error
+    key = (str(path), name, stat.st_mtime_ns, stat.st_size)
+    cached = _LOADED.get(key)
+    if cached is None:
+        try:
+            cached = _read_preset(name, path)
+        except PresetError as error:
+            cached = error
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.clear()
+        _LOADED[key] = cached
+    if isinstance(cached, PresetError):
+        raise PresetError(str(cached))
+    return cached
+
+
+_LOADED: dict = {}  # (path, name, mtime_ns, size) -> Preset or the PresetError it raised
+_LOADED_MAX = 1024
+
+
+def _read_preset(name: str, path: Path) -> Preset:
+    """Parse and validate the preset file ``path`` (of preset ``name``); see :func:`load_preset`."""
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

@@ -27,13 +27,16 @@ from nsynth_live.constants import (
 )
 from nsynth_live.data.nsynth import (
     AUDIO_DIR,
+    EXAMPLES_JSON,
     NSynthNote,
     make_instrument_str,
     make_note_str,
     write_audio_atomic,
     write_examples_json,
 )
-from nsynth_live.fileio import sha256_of_file, write_json_atomic
+from nsynth_live.fileio import (
+    atomic_write_bytes, is_temporary_name, remove_stale_temporaries, sha256_of_file, write_json_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -221,22 +224,29 @@ def render_instrument_notes(
         synth.delete()
 
 
+DATASET_NAMES = frozenset({AUDIO_DIR, EXAMPLES_JSON, MANIFEST_JSON, DONE_MARKER})  # what a dataset folder holds
+
+
 def build_soundfont_dataset(
     config: SoundFontDatasetConfig,
     out_dir: str | os.PathLike,
     *,
     progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
 ) -> list[NSynthNote]:
     """Render ``config`` into ``out_dir`` in the NSynth json/wav layout.
 
     Writes ``audio/<note_str>.wav`` (16-bit PCM, atomically), ``examples.json``, ``manifest.json``
     (format version, SoundFont file name and sha256, config, counts) and finally a ``DONE`` marker.
     An interrupted build resumes: instruments whose notes are all present (per the partial manifest)
-    are not rendered again.
+    are not rendered again, and the temporary files of the interrupted writes are removed.
 
     Parameters
     ----------
     progress : callable(done_instruments, total_instruments), optional
+    force : bool
+        Start over: the dataset files in ``out_dir`` (``audio/*.wav``, ``examples.json``,
+        ``manifest.json``, ``DONE``), complete or not, of any config, are deleted first.
 
     Returns
     -------
@@ -246,14 +256,34 @@ def build_soundfont_dataset(
     Raises
     ------
     ValueError
-        If ``out_dir`` holds a manifest of a different SoundFont or config.
+        If ``out_dir`` holds a manifest of a different SoundFont or config (and ``force`` is False).
+    FileExistsError
+        If ``out_dir`` holds a complete dataset (its ``DONE`` marker), or files that are not a
+        dataset's, and ``force`` is False (the message names ``--force``).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / DONE_MARKER).unlink(missing_ok=True)
     soundfont_sha256 = sha256_of_file(config.soundfont_path)
     config_json = json.loads(json.dumps(asdict(config)))  # tuples -> lists, as read back
     manifest_path = out / MANIFEST_JSON
+    if force:
+        _delete_dataset_files(out)
+    elif out.is_dir():
+        if manifest_path.is_file():
+            previous = json.loads(manifest_path.read_text())
+            if previous.get("soundfont_sha256") != soundfont_sha256 or previous.get("config") != config_json:
+                raise ValueError(f"{out} holds a dataset of another SoundFont or config: choose an empty folder, "
+                                 "delete it or pass --force to replace it")
+        if (out / DONE_MARKER).is_file():
+            raise FileExistsError(f"{out} already holds a complete dataset ({DONE_MARKER}); pass --force to "
+                                  "build it again")
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in DATASET_NAMES and not is_temporary_name(p.name))
+        if foreign and not manifest_path.is_file():
+            raise FileExistsError(f"{out} exists and is not a dataset (it holds {', '.join(foreign[:3])}"
+                                  f"{'...' if len(foreign) > 3 else ''}); choose another folder or pass --force")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DONE_MARKER).unlink(missing_ok=True)
+    remove_stale_temporaries(out)  # left by a killed build (this job owns the folder)
+    remove_stale_temporaries(out / AUDIO_DIR)
     manifest = {
         "format_version": MANIFEST_FORMAT_VERSION,
         "soundfont_name": Path(config.soundfont_path).name,
@@ -262,12 +292,7 @@ def build_soundfont_dataset(
         "instruments": {},
     }
     if manifest_path.is_file():
-        previous = json.loads(manifest_path.read_text())
-        if previous.get("soundfont_sha256") != soundfont_sha256 or previous.get("config") != config_json:
-            raise ValueError(
-                f"{out} holds a dataset of another SoundFont or config: choose an empty folder or delete it"
-            )
-        manifest["instruments"] = previous.get("instruments", {})
+        manifest["instruments"] = json.loads(manifest_path.read_text()).get("instruments", {})
 
     threshold = 10.0 ** (config.silence_threshold_dbfs / 20.0)
     all_notes: list[NSynthNote] = []
@@ -313,5 +338,19 @@ def build_soundfont_dataset(
     manifest["note_count"] = len(all_notes)
     write_json_atomic(manifest_path, manifest)
     write_examples_json(out, all_notes)
-    (out / DONE_MARKER).write_text("complete\n")
+    atomic_write_bytes(out / DONE_MARKER, b"complete\n", overwrite=True)
     return sorted(all_notes, key=lambda n: n.note_str)
+
+
+def _delete_dataset_files(out: Path) -> None:
+    """What :func:`build_soundfont_dataset` writes in ``out`` (other files stay), temporaries included."""
+    if not out.is_dir():
+        return
+    for name in (DONE_MARKER, MANIFEST_JSON, EXAMPLES_JSON):
+        (out / name).unlink(missing_ok=True)
+    remove_stale_temporaries(out)
+    audio = out / AUDIO_DIR
+    if audio.is_dir():
+        for path in audio.glob("*.wav"):
+            path.unlink(missing_ok=True)
+        remove_stale_temporaries(audio)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nsynth_live.fileio import remove_stale_temporaries
+
 _STOP = -1  # sentinel slot number
 
 
@@ -64,7 +66,9 @@ class BlockRecorder:
             )
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}-", suffix=".wav.tmp", dir=self.path.parent)
+        # the temporary-file convention of nsynth_live.fileio: .<name>.<random>.tmp, and a killed run's removed
+        remove_stale_temporaries(self.path.parent, names=[self.path.name])
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         os.close(fd)
         self._tmp_path = Path(tmp)
         self._file = soundfile.SoundFile(

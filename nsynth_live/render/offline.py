@@ -17,7 +17,7 @@ import numpy as np
 
 from nsynth_live.engine.midi import parse_midi_message
 from nsynth_live.engine.events import NoteOn, Timed
-from nsynth_live.fileio import atomic_output
+from nsynth_live.fileio import atomic_output, remove_stale_temporaries
 
 
 class MidiFileError(ValueError):
@@ -181,6 +181,7 @@ def render_events_to_wav(engine, timed_events, path, *, tail_seconds: float = 2.
     path = Path(path)
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass force=True (--force) to overwrite it")
+    remove_stale_temporaries(path.parent, names=[path.name])  # a killed render's leftover
     events = list(timed_events)
     seconds = (max((float(t) for t, _ in events), default=0.0)) + tail_seconds
     bytes_per_frame = engine.channels * (4 if subtype in ("FLOAT", "PCM_32") else 8 if subtype == "DOUBLE" else 3 if subtype == "PCM_24" else 2)

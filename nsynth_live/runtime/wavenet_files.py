@@ -13,7 +13,6 @@ and show a tqdm progress bar.
 
 from __future__ import annotations
 
-import glob
 import json
 import warnings
 from dataclasses import dataclass
@@ -22,12 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nsynth_live.fileio import atomic_output
+from nsynth_live.fileio import atomic_output, remove_stale_temporaries
 from nsynth_live.models.wavenet_ae import WaveNetAutoencoder, pad_to_hop
 
 SIDECAR_FORMAT_VERSION = 1
 AUDIO_SUFFIXES = (".wav", ".flac", ".aiff", ".aif", ".ogg")  # what soundfile reads and we collect
-_PARTIAL_SUFFIX = ".partial"
 
 
 # ---------------------------------------------------------------------------- audio in
@@ -105,7 +103,7 @@ def collect_files(inputs, *, suffixes) -> list[tuple[Path, Path]]:
 
 # ---------------------------------------------------------------------------- atomic writes
 def _atomic_write(path: Path, write) -> None:
-    with atomic_output(path, suffix=_PARTIAL_SUFFIX) as temporary:
+    with atomic_output(path) as temporary:  # .<name>.<random>.tmp
         with open(temporary, "wb") as stream:
             write(stream)
 
@@ -113,10 +111,11 @@ def _atomic_write(path: Path, write) -> None:
 def _remove_stale_partials(destinations) -> None:
     """Temporary files that a killed job left for these destinations (``atomic_output`` names them
     ``.<name>.<random><suffix>`` next to each); other files in the folder, another job's included, stay."""
+    names_by_folder: dict[Path, set[str]] = {}
     for destination in destinations:
-        if destination.parent.is_dir():
-            for stale in destination.parent.glob(f".{glob.escape(destination.name)}.*{_PARTIAL_SUFFIX}"):
-                stale.unlink(missing_ok=True)
+        names_by_folder.setdefault(destination.parent, set()).add(destination.name)
+    for folder, names in names_by_folder.items():
+        remove_stale_temporaries(folder, names=names)
 
 
 def save_encoding(path, encoding: np.ndarray, *, num_samples: int, sample_rate: int, source: str = "") -> None:
@@ -209,7 +208,7 @@ def encode_files(inputs, out_dir, *, model: WaveNetAutoencoder, device="cpu", fo
     encoder_model = model.to(device).eval()
     jobs = [(path, out_dir / stem.with_name(stem.name + ".npy"))
             for path, stem in collect_files(inputs, suffixes=AUDIO_SUFFIXES)]
-    _remove_stale_partials(out for _, out in jobs)
+    _remove_stale_partials(path for _, out in jobs for path in (out, out.with_suffix(".json")))  # .npy, sidecar
     todo = [(path, out) for path, out in jobs if force or not out.exists()]
     written = []
     for path, out in tqdm(todo, desc="encode", unit="file", disable=not progress):

@@ -1,4 +1,5 @@
-"""The one-command recipe behind ``export/train_sing.py``: dataset -> 3 stages -> evaluation -> export."""
+"""The one-command recipe behind ``nsynth-train`` (``export/train_sing.py``): dataset -> 3 stages ->
+evaluation -> export."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from nsynth_live.fileio import write_json_atomic
+from nsynth_live.cli.train_sing import RECIPE_SPECTRAL_N_FFTS, REPO_ROOT, build_parser, model_files  # noqa: F401
+from nsynth_live.fileio import atomic_write_bytes, remove_stale_temporaries, write_json_atomic
 from nsynth_live.data.soundfont import DONE_MARKER, SoundFontDatasetConfig, build_soundfont_dataset
 from nsynth_live.models.checkpoint import save_sing
 from nsynth_live.models.sing_configs import SING_DEFAULT
@@ -21,45 +23,18 @@ from nsynth_live.train.sing import NoteTensors, SingTrainConfig, SingTrainer
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SING_PAPER_HELDOUT_SPECTRAL_LOSS = 0.051  # SING paper, Table 1 (spectral loss, test, pitch completion)
 SING_PAPER_AUTOENCODER_SPECTRAL_LOSS = 0.032  # SING paper, Table 1 (autoencoder, test)
-# SING's 1024-sample STFT plus 4096- and 8192-sample ones that resolve the pitch of low notes (see
+# RECIPE_SPECTRAL_N_FFTS (defined with the command's parser, which needs no torch): SING's 1024-sample
+# STFT plus 4096- and 8192-sample ones that resolve the pitch of low notes (see
 # nsynth_live.functional.spectral.multi_resolution_spectral_loss). Measured on the held-out notes,
 # within 50 cents of the originals' f0: 49% with 1024 alone (model v1), 71% with 1024 and 4096,
 # 78% with all three (models/sing_default.md).
-RECIPE_SPECTRAL_N_FFTS = (1024, 4096, 8192)
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Train, evaluate and export the default SING model.")
-    parser.add_argument("--data", default=str(REPO_ROOT / "data" / "nsynth-sf"),
-                        help="NSynth-format dataset folder; rendered from the GM SoundFont if absent (default: %(default)s)")
-    parser.add_argument("--run-dir", default=str(REPO_ROOT / "runs" / "sing_default"),
-                        help="where training checkpoints go; rerun to resume (default: %(default)s)")
-    parser.add_argument("--models-dir", default=str(REPO_ROOT / "models"), help="where the model files go (default: %(default)s)")
-    parser.add_argument("--name", default="sing_default", help="model file stem (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="1 epoch per stage: a smoke test of the recipe, not a model")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
-    parser.add_argument("--end-to-end-epochs", type=int, default=None,
-                        help="stage-3 epochs (default: the recipe's); raising it on a finished run trains the extra epochs")
-    parser.add_argument("--spectral-n-ffts", type=_window_lengths, default=RECIPE_SPECTRAL_N_FFTS,
-                        help="comma-separated STFT window lengths in samples of the training loss (1024: SING's "
-                             f"alone; default: {','.join(map(str, RECIPE_SPECTRAL_N_FFTS))})")
-    parser.add_argument("--export-replay", action="store_true",
-                        help="only write MODELS_DIR/NAME.replay.onnx (the morph's replay graph) from the trained "
-                        "NAME.pt and exit; overwrites it")
-    return parser.parse_args(argv)
-
-
-def _window_lengths(text: str) -> tuple[int, ...]:
-    try:
-        lengths = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"comma-separated integers wanted, got {text!r}") from None
-    if any(n < 4 for n in lengths):
-        raise argparse.ArgumentTypeError(f"window lengths must be >= 4 samples, got {text!r}")
-    return lengths
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line of ``nsynth-train`` (:func:`nsynth_live.cli.train_sing.build_parser`)."""
+    return build_parser().parse_args(argv)
 
 
 def export_replay_only(models: Path, name: str) -> int:
@@ -82,8 +57,21 @@ def export_replay_only(models: Path, name: str) -> int:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    """``nsynth-train``: parse ``argv`` and :func:`run` (refusing to overwrite model files without --force)."""
+    from nsynth_live.cli.train_sing import main as command  # noqa: PLC0415
+
+    return command(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the dataset if missing, train (or resume) the three stages, evaluate and export.
+
+    ``args`` as :func:`parse_args` returns them; overwriting existing model files was checked by the
+    command (``--force``). Returns the exit status.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    remove_stale_temporaries(args.models_dir, names=[path.name for path in model_files(args.models_dir, args.name)])
+    remove_stale_temporaries(args.run_dir, names=["train_state.pt"])  # a killed run's (the trainer writes it)
     if args.export_replay:
         return export_replay_only(Path(args.models_dir), args.name)
     wall_start = time.monotonic()
@@ -116,7 +104,8 @@ def main(argv=None) -> int:
     train_losses = trainer.spectral_losses(train_sample)
     pitch = pitch_accuracy(trainer.sing, heldout, pitch_min_midi=36, pitch_max_midi=84)
     report = {
-        "command": "python export/train_sing.py" + (" --quick" if args.quick else "")
+        "command": "python export/train_sing.py" + (" --force" if args.force else "")
+        + (" --quick" if args.quick else "")
         + (f" --end-to-end-epochs {args.end_to_end_epochs}" if args.end_to_end_epochs is not None else "")
         + (f" --spectral-n-ffts {','.join(map(str, train_config.spectral_n_ffts))}"
            if train_config.spectral_n_ffts != RECIPE_SPECTRAL_N_FFTS else ""),
@@ -134,7 +123,7 @@ def main(argv=None) -> int:
         "files": {p.name: p.stat().st_size for p in (checkpoint_path, onnx_path)},
     }
     write_json_atomic(models / f"{args.name}.report.json", report)
-    (models / f"{args.name}.md").write_text(render_report(report))
+    atomic_write_bytes(models / f"{args.name}.md", render_report(report).encode("utf-8"), overwrite=True)
     logger.info("wrote %s, %s and the report", checkpoint_path, onnx_path)
     return 0
 

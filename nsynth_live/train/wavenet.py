@@ -35,21 +35,20 @@ import torch
 from nsynth_live.models.configs import config_from_dict
 from nsynth_live.functional.pitch import estimate_f0_hz_or_nan
 from nsynth_live.data.nsynth import NSynthDataset
+from nsynth_live.fileio import remove_stale_temporaries
 from nsynth_live.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nsynth_live.models.wavenet_ae import WAVENET_MODEL_NAME, WaveNetAutoencoder, load_state_dict_checked
 from nsynth_live.models.wavenet_configs import WAVENET_CONFIGS, get_wavenet_config
+from nsynth_live.train.wavenet_defaults import (  # noqa: F401 - re-exported (torch-free for the command's --help)
+    LOG_FILE, MAGENTA_CROP_SAMPLES, MAGENTA_EMA_DECAY, MODEL_FILE, TRAIN_STATE_FILE, TRAINED_WEIGHTS,
+)
 
-MAGENTA_CROP_SAMPLES = 6144  # samples, h512_bo16 get_batch(length=6144)
 MAGENTA_ADAM_EPSILON = 1e-8  # wavenet/train.py AdamOptimizer(lr, epsilon=1e-8)
-MAGENTA_EMA_DECAY = 0.9999  # wavenet/train.py ExponentialMovingAverage(decay=0.9999, num_updates=global_step)
 # (first step, learning rate) pairs, h512_bo16 Config.learning_rate_schedule
 MAGENTA_LEARNING_RATE_SCHEDULE = (
     (0, 2e-4), (90_000, 4e-4 / 3), (120_000, 6e-5), (150_000, 4e-5),
     (180_000, 2e-5), (210_000, 6e-6), (240_000, 2e-6),
 )
-TRAIN_STATE_FILE = "train_state.pt"
-MODEL_FILE = "model.pt"
-LOG_FILE = "log.jsonl"
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # name -> autocast dtype
 
 
@@ -329,6 +328,7 @@ def train_wavenet(dataset_root, run_dir, *, config: WaveNetTrainConfig, device="
     device = resolve_device(device)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(run_dir, names=(TRAIN_STATE_FILE, MODEL_FILE))  # a killed run's checkpoint writes
     dataset = NSynthDataset(dataset_root)
     state_path = run_dir / TRAIN_STATE_FILE
     torch_generator = torch.Generator().manual_seed(config.seed)
@@ -800,9 +800,6 @@ def linear_prediction_losses(audio: np.ndarray, *, period_samples: float, short_
         return float(-torch.log(probability.clamp_min(1e-12)).mean())
 
     return {"short_term": nats(short_lags), "short_term_and_period": nats(both_lags), "period_lags": period_lags}
-
-
-TRAINED_WEIGHTS = ("ema", "raw")
 
 
 def load_trained_model(run_dir, weights: str = "ema") -> WaveNetAutoencoder:

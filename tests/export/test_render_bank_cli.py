@@ -1,20 +1,16 @@
-"""export/render_bank.py: argument parsing and the messages a user sees (the job itself: tests/render)."""
+"""nsynth-render-bank (export/render_bank.py): argument parsing and the messages a user sees (the job
+itself: tests/render)."""
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "export" / "render_bank.py"
 
 
 @pytest.fixture(scope="module")
 def cli():
-    spec = importlib.util.spec_from_file_location("render_bank_cli", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from nsynth_live.cli import render_bank
+
+    return render_bank
 
 
 def test_pitch_and_velocity_specs(cli):

@@ -1,6 +1,5 @@
-"""export/wavetable.py end to end on WAV notes written under tmp_path."""
+"""nsynth-wavetable (export/wavetable.py) end to end on WAV notes written under tmp_path."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -18,10 +17,9 @@ SCRIPT = REPO_ROOT / "export" / "wavetable.py"
 
 @pytest.fixture(scope="module")
 def cli():
-    spec = importlib.util.spec_from_file_location("export_wavetable_cli", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from nsynth_live.cli import wavetable
+
+    return wavetable
 
 
 @pytest.fixture
@@ -55,10 +53,8 @@ def test_format_follows_the_suffix(cli, note_wav, tmp_path, suffix, reader):
 def test_existing_output_is_refused_without_force(cli, note_wav, tmp_path, capsys):
     out = tmp_path / "table.wav"
     out.write_bytes(b"keep me")
-    with pytest.raises(SystemExit) as stopped:
-        cli.main(["--from-wav", str(note_wav), "--frames", "4", "-o", str(out)])
-    assert stopped.value.code == 2
-    assert "--force" in capsys.readouterr().err
+    assert cli.main(["--from-wav", str(note_wav), "--frames", "4", "-o", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: {out} already exists; pass --force to replace it\n"  # one line
     assert out.read_bytes() == b"keep me" and not out.with_suffix(".png").exists()
     assert cli.main(["--from-wav", str(note_wav), "--frames", "4", "-o", str(out), "--force"]) == 0
     assert read_serum_wav(out)[0].shape == (4, 2048)
@@ -67,8 +63,7 @@ def test_existing_output_is_refused_without_force(cli, note_wav, tmp_path, capsy
 def test_existing_picture_is_refused_too(cli, note_wav, tmp_path):
     out = tmp_path / "table.wav"
     out.with_suffix(".png").write_bytes(b"old picture")
-    with pytest.raises(SystemExit):
-        cli.main(["--from-wav", str(note_wav), "-o", str(out)])
+    assert cli.main(["--from-wav", str(note_wav), "-o", str(out)]) == 2
     assert not out.exists()
 
 

@@ -196,8 +196,11 @@ def test_a_preset_flood_is_parsed_on_the_server_thread_once_per_file_version(pre
         assert [type(e) for e in final] == [SelectPreset]
         assert isinstance(final[0].preset, Preset) and final[0].preset.name == "synth"
         assert len(parses) == parsed_before
-        # each file parsed once, on the server thread
-        assert sorted(name for name, _ in parses) == ["keys.toml", "plucked.toml", "synth.toml"]
+        # each file parsed once, on the server thread (an unknown name's message lists the presets
+        # that load: every file is read once for that too)
+        names_parsed = [name for name, _ in parses]
+        assert {"keys.toml", "plucked.toml", "synth.toml"} <= set(names_parsed)
+        assert len(names_parsed) == len(set(names_parsed))
         assert {thread for _, thread in parses} == {"nsynth-osc"}
         # a new version of keys.toml is parsed once more
         keys = presets_dir / "keys.toml"
@@ -210,7 +213,7 @@ def test_a_preset_flood_is_parsed_on_the_server_thread_once_per_file_version(pre
     finally:
         server.stop()
     assert final[0].preset.release_seconds == 0.9
-    assert sorted(name for name, _ in parses) == ["keys.toml", "keys.toml", "plucked.toml", "synth.toml"]
+    assert [name for name, _ in parses].count("keys.toml") == 2 and len(parses) == len(names_parsed) + 1
     reasons = server.rejected_by_reason
     assert reasons == {"preset": 200, "arg_type": 1}  # unknown or refused names: rejected, never queued
 
