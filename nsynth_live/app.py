@@ -103,9 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="nsynth-live: play the SING neural instrument live from MIDI and OSC,\n"
         "or render a MIDI file with it.\n\n"
-        "It writes files only when asked: --record (a WAV) and --stats-json (JSON). An existing\n"
-        "file is not overwritten without --force; a killed run's temporary file is removed by\n"
-        "the next run. Nothing to resume: a render is redone from the start.",
+        "It writes --record (a WAV) and --stats-json (JSON) when asked; --offline --play without\n"
+        "--record, or --play with no audio device, writes out/<name>.wav (out/<name>-2.wav... when it\n"
+        "exists). An existing file is not overwritten without --force; a killed run's temporary\n"
+        "file is removed by the next run. Nothing to resume: a render is redone from the start.",
         epilog="Examples:\n"
         "  python run_live.py --play examples/bach_bwv66_6.mid\n"
         "  python run_live.py --audio-device JACK --midi-port 'Keystation'\n"
@@ -329,9 +330,15 @@ def _check_writable(path: Path | None, *, force: bool, what: str) -> None:
 
 def unused_output_path(folder: Path, stem: str) -> Path:
     """``folder/stem.wav``, or ``stem-2.wav``, ``stem-3.wav``... whichever does not exist yet."""
+    from nsynth_live.fileio import temporary_target
+
+    # a name another render is still writing (its temporary is there) counts as used
+    pending = set()
+    if folder.is_dir():
+        pending = {target for target in (temporary_target(p.name) for p in folder.iterdir()) if target}
     candidate = folder / f"{stem}.wav"
     counter = 2
-    while candidate.exists():
+    while candidate.exists() or candidate.name in pending:
         candidate = folder / f"{stem}-{counter}.wav"
         counter += 1
     return candidate
@@ -888,6 +895,12 @@ def _prepare(args: argparse.Namespace) -> _Setup:
         raise AppError(f"--record writes WAV files; got {args.record} (use a .wav name)")
     events = (load_midi_events_or_explain(args.play, ignore_program_changes=args.ignore_program_changes)
               if args.play is not None else None)
+    if events and args.preset != DEFAULT_PRESET:
+        from nsynth_live.engine.events import ProgramChange
+
+        if any(isinstance(event, ProgramChange) for _, event in events):  # the preset asked for may not last
+            print(f"nsynth-live: {args.play} has program changes: they switch away from --preset {args.preset} "
+                  "(--ignore-program-changes keeps it)", flush=True)
     automation = None
     if args.automation is not None:
         from nsynth_live.render.automation import AutomationError, read_automation_csv

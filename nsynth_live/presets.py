@@ -269,12 +269,14 @@ def load_preset(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> 
         stat = path.stat()
     except OSError as error:
         raise PresetError(f"cannot read preset file {path}: {error}") from error
-    key = (str(path), name, stat.st_mtime_ns, stat.st_size)
+    key = (str(path), name, stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
     cached = _LOADED.get(key)
     if cached is None:
         try:
             cached = _read_preset(name, path)
         except PresetError as error:
+            if isinstance(error.__cause__, OSError):  # unreadable now (permissions): not cached
+                raise
             cached = error
         if len(_LOADED) >= _LOADED_MAX:
             _LOADED.clear()
@@ -284,7 +286,7 @@ def load_preset(name: str, *, presets_dir: Path | str = DEFAULT_PRESETS_DIR) -> 
     return cached
 
 
-_LOADED: dict = {}  # (path, name, mtime_ns, size) -> Preset or the PresetError it raised
+_LOADED: dict = {}  # (path, name, dev, inode, mtime_ns, ctime_ns, size) -> Preset or the PresetError it raised
 _LOADED_MAX = 1024
 
 

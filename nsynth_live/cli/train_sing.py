@@ -36,7 +36,8 @@ models/sing_default.* included) are not overwritten without --force, checked bef
 EPILOG = """\
 Examples (python export/train_sing.py takes the same arguments):
   nsynth-train --force                  re-train the shipped default model (replaces models/sing_default.*)
-  nsynth-train --name mine --quick      a smoke test of the recipe, written to models/mine.*
+  nsynth-train --name mine --run-dir runs/mine --quick
+                                       a smoke test of the recipe, written to models/mine.*
 """
 
 

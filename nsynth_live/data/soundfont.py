@@ -265,6 +265,12 @@ def build_soundfont_dataset(
     soundfont_sha256 = sha256_of_file(config.soundfont_path)
     config_json = json.loads(json.dumps(asdict(config)))  # tuples -> lists, as read back
     manifest_path = out / MANIFEST_JSON
+    if out.is_dir() and not manifest_path.is_file():
+        # a folder that is not a dataset is never written into, with or without --force
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in DATASET_NAMES and not is_temporary_name(p.name))
+        if foreign:
+            raise FileExistsError(f"{out} exists and is not a dataset (it holds {', '.join(foreign[:3])}"
+                                  f"{'...' if len(foreign) > 3 else ''}); choose another folder")
     if force:
         _delete_dataset_files(out)
     elif out.is_dir():
@@ -276,10 +282,6 @@ def build_soundfont_dataset(
         if (out / DONE_MARKER).is_file():
             raise FileExistsError(f"{out} already holds a complete dataset ({DONE_MARKER}); pass --force to "
                                   "build it again")
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in DATASET_NAMES and not is_temporary_name(p.name))
-        if foreign and not manifest_path.is_file():
-            raise FileExistsError(f"{out} exists and is not a dataset (it holds {', '.join(foreign[:3])}"
-                                  f"{'...' if len(foreign) > 3 else ''}); choose another folder or pass --force")
     out.mkdir(parents=True, exist_ok=True)
     (out / DONE_MARKER).unlink(missing_ok=True)
     remove_stale_temporaries(out)  # left by a killed build (this job owns the folder)
@@ -343,8 +345,9 @@ def build_soundfont_dataset(
 
 
 def _delete_dataset_files(out: Path) -> None:
-    """What :func:`build_soundfont_dataset` writes in ``out`` (other files stay), temporaries included."""
-    if not out.is_dir():
+    """What :func:`build_soundfont_dataset` writes in ``out`` (other files stay), temporaries included;
+    only in a dataset's folder (one with its manifest)."""
+    if not out.is_dir() or not (out / MANIFEST_JSON).is_file():
         return
     for name in (DONE_MARKER, MANIFEST_JSON, EXAMPLES_JSON):
         (out / name).unlink(missing_ok=True)

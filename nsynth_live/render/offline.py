@@ -50,15 +50,18 @@ def midi_file_events(path) -> list:
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            head = handle.read(4)
+            head = handle.read(12)
     except FileNotFoundError as error:
         raise MidiFileError(f"MIDI file {path} does not exist") from error
     except OSError as error:
         raise MidiFileError(f"cannot read MIDI file {path}: {error.strerror or error}") from error
     if not head:
         raise MidiFileError(f"MIDI file {path} is empty (0 bytes)")
-    if head != b"MThd":
-        raise MidiFileError(f"{path} is not a MIDI file: it starts with {head!r}, a standard MIDI file with b'MThd'")
+    if head[:4] == b"RIFF" and head[8:12] == b"RMID":
+        raise MidiFileError(f"{path} is a RIFF MIDI file (RMID), which is not read here: save it as a standard "
+                            f"MIDI file (.mid)")
+    if head[:4] != b"MThd":
+        raise MidiFileError(f"{path} is not a MIDI file: it starts with {head[:4]!r}, a standard MIDI file with b'MThd'")
     try:
         midi = mido.MidiFile(str(path))
         messages = list(midi)  # tempo-aware; msg.time = seconds since the previous message
@@ -184,8 +187,9 @@ def render_events_to_wav(engine, timed_events, path, *, tail_seconds: float = 2.
     remove_stale_temporaries(path.parent, names=[path.name])  # a killed render's leftover
     events = list(timed_events)
     seconds = (max((float(t) for t, _ in events), default=0.0)) + tail_seconds
+    hops = int(np.ceil(seconds / engine.hop_seconds)) + 1  # as iter_render renders, plus one for safety
     bytes_per_frame = engine.channels * (4 if subtype in ("FLOAT", "PCM_32") else 8 if subtype == "DOUBLE" else 3 if subtype == "PCM_24" else 2)
-    container = "RF64" if seconds * engine.output_sample_rate * bytes_per_frame > WAV_MAX_BYTES else "WAV"
+    container = "RF64" if hops * engine.max_hop_frames * bytes_per_frame > WAV_MAX_BYTES else "WAV"
     frames = 0
     with atomic_output(path, overwrite=True, suffix=".tmp.wav") as temporary:
         with sf.SoundFile(temporary, "w", samplerate=int(engine.output_sample_rate), channels=engine.channels,

@@ -71,3 +71,15 @@ def test_config_validation():
     with pytest.raises(FileNotFoundError, match="fluid-soundfont-gm"):
         from nsynth_live.data.soundfont import render_instrument_notes
         render_instrument_notes(SoundFontDatasetConfig(soundfont_path="/nonexistent.sf2"), 0)
+
+
+def test_force_never_empties_a_folder_that_is_not_a_dataset(tmp_path):
+    """A user's folder with its own audio/ and other files: refused with or without force, nothing deleted."""
+    (tmp_path / "audio").mkdir()
+    mine = tmp_path / "audio" / "my_take.wav"
+    mine.write_bytes(b"RIFF precious")
+    (tmp_path / "notes.txt").write_text("mine")
+    for force in (False, True):
+        with pytest.raises(FileExistsError, match="is not a dataset"):
+            build_soundfont_dataset(CONFIG, tmp_path, force=force)
+    assert mine.read_bytes() == b"RIFF precious" and (tmp_path / "notes.txt").is_file()

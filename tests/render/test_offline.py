@@ -60,6 +60,7 @@ def test_unparseable_midi_file_names_the_file(tmp_path, content):
 @pytest.mark.parametrize("content, message", [
     (b"", "is empty"),
     (b"RIFF....WAVEfmt ", "is not a MIDI file: it starts with b'RIFF'"),
+    (b"RIFF....RMIDdata", "RIFF MIDI file \\(RMID\\), which is not read here"),
     (b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x00\x40\x00\x90", "is truncated"),
 ])
 def test_midi_file_errors_say_what_is_wrong_in_one_line(tmp_path, content, message):
