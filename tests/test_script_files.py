@@ -142,10 +142,15 @@ def test_build_dataset_after_kill_9_resumes_without_temporaries_and_needs_force(
     assert (out / "DONE").is_file() and len(NSynthDataset(out)) == len(dataset)
 
 
-def test_build_dataset_refuses_a_folder_of_other_files(tmp_path):
+def test_build_dataset_refuses_a_folder_of_other_files_even_with_force(tmp_path):
+    """A folder that is not a dataset is never written into: --force replaces a dataset, not a user's files."""
     (tmp_path / "notes.txt").write_text("mine")
-    done = run_script("build_dataset.py", tmp_path, "--pitch-min", "60", "--pitch-max", "60", "--no-progress")
-    assert_refused(done, tmp_path)
+    for force in ([], ["--force"]):
+        done = run_script("build_dataset.py", tmp_path, "--pitch-min", "60", "--pitch-max", "60", "--no-progress",
+                          *force)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode != 0 and len(lines) == 1, done.stderr
+        assert str(tmp_path) in lines[0] and "is not a dataset" in lines[0] and "--force" not in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 

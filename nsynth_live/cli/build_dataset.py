@@ -17,7 +17,8 @@ temporary name and renamed when complete.
 Resumes: after an interruption (even kill -9) the same command renders only the instruments not
 finished yet and removes the temporary files the killed run left. A complete dataset is not
 overwritten without --force (which deletes it and starts over); a folder holding a dataset of another
-SoundFont or other settings, or other files, is refused too.
+SoundFont or other settings is refused too (--force replaces it); a folder that is not a dataset (it
+holds other files) is refused even with --force.
 """
 
 EPILOG = """\
