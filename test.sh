@@ -10,14 +10,16 @@ status=0
 for marker in "not jack" "jack"; do
   .venv/bin/python -m pytest -m "$marker" "$@"
   code=$?
-  if [ "$marker" = jack ] && [ "$code" -eq 1 ]; then
-    # The live callback still shares the GIL with the instrument's other threads (issue 15, item 1):
-    # on a 2-core VM the instrument missed a JACK deadline in 1 of 7 quiet runs of these tests (2026-12-02). Failed JACK
-    # tests run once more; a real fault fails twice, and the first failure stays printed above.
-    echo "test.sh: JACK tests failed; running the failed ones once more (first failure above)"
+  # Missed JACK deadlines on a 2-core VM come and go with the machine: on an Intel Xeon VM (2026-12-02)
+  # one e2e test failed 3 of 5 runs at bf9e52f and 1 of 3 at the next version, one fresh-clone run had
+  # 65 xruns in one test and none on the next run. Failed JACK tests run up to twice more; a real
+  # fault fails three times, and every failure stays printed above.
+  for attempt in 1 2; do
+    if [ "$marker" != jack ] || [ "$code" -ne 1 ]; then break; fi
+    echo "test.sh: JACK tests failed; running the failed ones again (attempt $attempt of 2; failures above)"
     .venv/bin/python -m pytest -m "$marker" --last-failed "$@"
     code=$?
-  fi
+  done
   # 5: no test selected (e.g. ./test.sh tests/models has no JACK test)
   if [ "$code" -ne 0 ] && [ "$code" -ne 5 ]; then status=$code; fi
 done

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from nsynth_live.fileio import is_temporary_name
 
 REPO = Path(__file__).resolve().parents[1]
 STALL_ENV = "NSYNTH_TEST_STALL_AT_RENAME"
+STALL_MARKER_ENV = "NSYNTH_TEST_STALL_MARKER"
 STALLED = f"""
 import os, runpy, sys, time
 from nsynth_live.fileio import is_temporary_name
@@ -40,6 +42,7 @@ def replace(source, destination, *args, **kwargs):
     if is_temporary_name(os.path.basename(os.fspath(source))):
         renames.append(source)
         if len(renames) == stall_at:
+            open(os.environ[{STALL_MARKER_ENV!r}], "w").close()  # tell the test: stalled, kill me now
             time.sleep(600)  # killed here: the temporary file is written, not renamed
     return real_replace(source, destination, *args, **kwargs)
 
@@ -74,18 +77,20 @@ def run_script(script: str, *args, timeout: float = 120) -> subprocess.Completed
 
 
 def kill_mid_write(script: str, *args, watch: list[Path], stall_at: int = 1, timeout: float = 120) -> list[Path]:
-    """Start the script, SIGKILL it as soon as a temporary file exists under ``watch`` (at the latest
-    while its ``stall_at``-th rename is held back) and return the temporaries it left."""
+    """Start the script, SIGKILL it while its ``stall_at``-th rename of a temporary file is held back
+    (the wrapper says so with a marker file: killing at the first sight of a temporary raced with its
+    rename on a busy machine) and return the temporaries it left under ``watch``."""
+    marker = Path(tempfile.mkdtemp()) / "stalled"
     process = subprocess.Popen([sys.executable, "-c", STALLED, str(_script_path(script)), *map(str, args)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env=_env(**{STALL_ENV: str(stall_at)}), cwd=REPO)
+                               env=_env(**{STALL_ENV: str(stall_at), STALL_MARKER_ENV: str(marker)}), cwd=REPO)
     try:
         deadline = time.monotonic() + timeout
-        while not temporaries(*watch):
+        while not marker.exists():
             if process.poll() is not None:
-                pytest.fail(f"{script} ended (exit {process.returncode}) before writing a temporary file: "
+                pytest.fail(f"{script} ended (exit {process.returncode}) before its rename {stall_at}: "
                             f"{process.stderr.read()}")
-            assert time.monotonic() < deadline, f"{script} wrote no temporary file in {timeout} s"
+            assert time.monotonic() < deadline, f"{script} did not reach rename {stall_at} in {timeout} s"
             time.sleep(0.01)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
@@ -94,6 +99,7 @@ def kill_mid_write(script: str, *args, watch: list[Path], stall_at: int = 1, tim
             process.kill()
             process.wait()
         process.stderr.close()
+        shutil.rmtree(marker.parent, ignore_errors=True)
     assert process.returncode == -signal.SIGKILL
     left = temporaries(*watch)
     assert left, "the killed run left no temporary file (the kill came after its rename)"
