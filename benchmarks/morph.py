@@ -33,6 +33,7 @@ from nsynth_live.engine import Engine, EngineConfig  # noqa: E402
 from nsynth_live.engine.events import ControlChange, NoteOn  # noqa: E402
 from nsynth_live.functional.timbre_change import change_done, log_spectra, time_to_reach  # noqa: E402
 from nsynth_live.runtime.sing_onnx import load_synth  # noqa: E402
+from tests.engine.signal_checks import windowed_rms  # noqa: E402
 
 SR = 48000
 JUMP_SECONDS = 1.0
@@ -60,11 +61,6 @@ def render(synth, mode, notes, xy_at_hop, hops):
         out.append(engine.render_hop()[:, 0].astype(np.float64))
         seconds += time.perf_counter() - started
     return np.concatenate(out), engine, seconds
-
-
-def windowed_rms(x, window):
-    n = x.size // window
-    return np.sqrt(np.mean(x[: n * window].reshape(n, window) ** 2, axis=1))
 
 
 def jump_figures(synth, mode, notes):

@@ -173,6 +173,8 @@ class CallbackSide:
         self._n_mix = 2 if config.channels >= 2 else 1  # the engine's mix: stereo, or mono
         self._mix = np.zeros((self._n_mix, config.capacity_frames), dtype=np.float32)
         self._channel_map = np.arange(config.channels) % self._n_mix
+        self._pan_width = None  # the width self._pan_table was made for
+        self._pan_table = np.ones((128, self._n_mix), dtype=np.float32)  # each key's gains, made off the per-note path
         self._sustain_down = False
         self._bent = np.zeros(16, dtype=bool)  # channels whose pitch bend is off centre
 
@@ -236,7 +238,10 @@ class CallbackSide:
                 counters[C_UNDERRUNS] += 1
             if self._attacks and n > 0:  # over the frames the ring had: attacks stay aligned with it
                 self._mix_attacks(now, n)
-                outdata[:n] += self._mix[:, :n].T[:, self._channel_map]
+                if outdata.shape[1] == self._n_mix:
+                    outdata[:n] += self._mix[:, :n].T
+                else:
+                    outdata[:n] += self._mix[:, :n].T[:, self._channel_map]
                 clipped = soft_clip(outdata, self.config.limiter_knee)  # ``outdata`` itself when below
                 if clipped is not outdata:
                     outdata[:] = clipped
@@ -279,9 +284,11 @@ class CallbackSide:
             else:
                 note_sample = int(round(start / config.ratio))
             at_sample = max(0, config.sample_origin + note_sample + cache.handoff_hops * cache.hop_length_samples)
-            gains = np.full(self._n_mix, float(self.scalars[S_MASTER_GAIN]), dtype=np.float32)
-            if self._n_mix == 2:  # panned as the engine pans the key's voice
-                gains *= pan_gains(key_pan(key, float(self.scalars[S_WIDTH]))).astype(np.float32)
+            width = float(self.scalars[S_WIDTH])
+            if self._n_mix == 2 and width != self._pan_width:  # panned as the engine pans the key's voice
+                self._pan_table = pan_gains(key_pan(np.arange(128), width)).astype(np.float32)
+                self._pan_width = width
+            gains = self._pan_table[key] * np.float32(self.scalars[S_MASTER_GAIN])
             record = [cache.attack, row, start, gains, key, handoff, -1, -1]
             self._attacks.append(record)
             records.append(record)

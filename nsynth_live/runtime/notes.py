@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsynth_live.runtime.protocol import State, StreamingSynth
+from nsynth_live.runtime.protocol import State, StreamingSynth, replay_by_stepping
 
 
 def preroll(synth: StreamingSynth, *, instrument_embeddings, pitch_midi, velocity, state: State) -> State:
@@ -36,9 +36,8 @@ def preroll(synth: StreamingSynth, *, instrument_embeddings, pitch_midi, velocit
         The state at ``time_index = preroll_steps``, where the note's first audible hop starts.
     """
     voices = np.shape(instrument_embeddings)[0]
-    for step in range(synth.spec.preroll_steps):
-        _, state = synth.step(instrument_embeddings, pitch_midi, velocity, np.full(voices, step, dtype=np.int64), state)
-    return state
+    time_index = np.tile(np.arange(synth.spec.preroll_steps, dtype=np.int64), (voices, 1))
+    return replay_by_stepping(synth, instrument_embeddings, pitch_midi, velocity, time_index, state)
 
 
 def render_notes(
