@@ -81,6 +81,7 @@ logger = logging.getLogger(__name__)
 # Voice phases (one int8 per slot)
 _LOGICAL = LOGICAL_PHASES
 _LOOP, _MORPH = 1, 2  # kinds of a voice's crossfade into its second stream
+REPLAY_MIN_FRAMES = 11  # a ring replay re-runs at least this many frames (SING's replay graph needs 11)
 
 NONFINITE_WARNING_INTERVAL_SECONDS = 1.0  # s of wall clock, at most one warning about muted hops
 
@@ -928,7 +929,7 @@ class Engine:
         waiting &= time + (self._morph_xfade_hops + self._end_guard_steps) * steps < self.spec.time_steps
         from_start = time <= self.config.morph_from_start_frames
         frames = np.where(from_start, time, np.minimum(self._replay_frames, time - self._history_from))
-        waiting &= from_start | (frames >= 11)
+        waiting &= from_start | (frames >= REPLAY_MIN_FRAMES)
         slots = np.flatnonzero(waiting)
         if slots.size == 0:
             return

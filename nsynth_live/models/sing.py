@@ -306,8 +306,6 @@ class SingReplay(nn.Module):
     ``next_overlap``, as the step's state before frame ``t``.
     """
 
-    MIN_FRAMES = 11  # decoder_kernel_frames + 2 for the default config (checked in forward's shapes)
-
     def __init__(self, sing: Sing):
         super().__init__()
         self.config = sing.config
