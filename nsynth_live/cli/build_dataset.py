@@ -8,9 +8,10 @@ from nsynth_live.cli._help import fail, make_parser
 
 DESCRIPTION = """\
 Render an NSynth-format dataset (the json/wav layout) from a SoundFont with FluidSynth: 20 General
-MIDI instruments over the 11 NSynth families, 4-s notes at 16 kHz, released at 3 s, dry.
+MIDI instruments over the 11 NSynth families, 4-s notes at 16 kHz (or --sample-rate), released at
+3 s, dry.
 
-Writes OUT_DIR/audio/<note>.wav (16-bit mono), OUT_DIR/examples.json, OUT_DIR/manifest.json (the
+Writes OUT_DIR/audio/<note>.wav (16-bit mono; .flac with --format flac), OUT_DIR/examples.json, OUT_DIR/manifest.json (the
 SoundFont's sha256 and the settings) and, once complete, OUT_DIR/DONE. Every file is written under a
 temporary name and renamed when complete.
 
@@ -25,6 +26,7 @@ EPILOG = """\
 Examples (python export/build_dataset.py takes the same arguments):
   nsynth-build-dataset data/nsynth-sf
   nsynth-build-dataset data/small --pitch-min 48 --pitch-max 72 --velocities 100,127
+  nsynth-build-dataset data/nsynth-sf-48k --sample-rate 48000 --format flac   (model v3's set)
 """
 
 
@@ -41,6 +43,10 @@ def build_parser():
                         help="highest MIDI note (default: %(default)s)")
     parser.add_argument("--velocities", default="25,50,75,100,127", metavar="LIST",
                         help="comma-separated MIDI velocities, from 25,50,75,100,127 (default: all five)")
+    parser.add_argument("--sample-rate", type=int, default=16000, metavar="HZ",
+                        help="sample rate of the notes, Hz (default: %(default)s, NSynth's; 48000 for model v3)")
+    parser.add_argument("--format", choices=("wav", "flac"), default="wav",
+                        help="audio files: 16-bit WAV or 16-bit FLAC (lossless, about half the size; default: wav)")
     parser.add_argument("--force", action="store_true",
                         help="delete the dataset in OUT_DIR (complete or not, any settings) and build it again")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -59,6 +65,7 @@ def main(argv=None) -> int:
         config = SoundFontDatasetConfig(
             soundfont_path=args.soundfont, pitch_min_midi=args.pitch_min, pitch_max_midi=args.pitch_max,
             velocities=tuple(int(v) for v in args.velocities.split(",")),
+            sample_rate=args.sample_rate, note_samples=4 * args.sample_rate, audio_format=args.format,
         )
         with tqdm(total=len(config.instruments), unit="instrument", disable=args.no_progress) as bar:
             notes = build_soundfont_dataset(config, args.out_dir, force=args.force,

@@ -183,7 +183,13 @@ class NSynthDataset:
             raise KeyError(f"note {note_str!r} is not in {self.root / EXAMPLES_JSON}") from None
 
     def audio_path(self, note_str: str) -> Path:
-        return self.root / AUDIO_DIR / f"{note_str}.wav"
+        """``audio/<note_str>.wav``, or ``.flac`` where only that exists (datasets rendered with
+        ``audio_format="flac"``, e.g. at 48 kHz)."""
+        wav = self.root / AUDIO_DIR / f"{note_str}.wav"
+        if wav.is_file():
+            return wav
+        flac = wav.with_suffix(".flac")
+        return flac if flac.is_file() else wav
 
     def load_audio(self, note_str: str) -> np.ndarray:
         """The note's waveform.
@@ -212,16 +218,30 @@ class NSynthDataset:
         return sorted({n.instrument_str for n in self.notes})
 
 
-def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, *, sample_rate: int = NSYNTH_SAMPLE_RATE) -> None:
-    """Write a mono 16-bit PCM WAV atomically (see :func:`nsynth_live.fileio.atomic_output`).
+AUDIO_FORMATS = ("wav", "flac")  # what a dataset's audio/ may hold: 16-bit PCM either way
+
+
+def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, *, sample_rate: int = NSYNTH_SAMPLE_RATE,
+                       audio_format: str = "wav") -> None:
+    """Write a mono 16-bit PCM WAV (or FLAC: lossless, about half the size) atomically (see
+    :func:`nsynth_live.fileio.atomic_output`).
 
     Parameters
     ----------
     audio : numpy.ndarray
         Shape ``(time,)``, float in [-1, 1] or int16.
+    audio_format : str
+        ``"wav"`` or ``"flac"``; ``path``'s suffix should match.
+
+    Raises
+    ------
+    ValueError
+        If ``audio_format`` is not one of :data:`AUDIO_FORMATS`.
     """
-    with atomic_output(path, suffix=".wav.tmp") as temporary:
-        sf.write(temporary, audio, sample_rate, subtype="PCM_16", format="WAV")
+    if audio_format not in AUDIO_FORMATS:
+        raise ValueError(f"audio_format must be one of {AUDIO_FORMATS}, got {audio_format!r}")
+    with atomic_output(path, suffix=f".{audio_format}.tmp") as temporary:
+        sf.write(temporary, audio, sample_rate, subtype="PCM_16", format=audio_format.upper())
 
 
 def write_examples_json(root: str | os.PathLike, notes: Sequence[NSynthNote]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +27,7 @@ from nsynth_live.constants import (
 )
 from nsynth_live.data.nsynth import (
     AUDIO_DIR,
+    AUDIO_FORMATS,
     EXAMPLES_JSON,
     NSynthNote,
     make_instrument_str,
@@ -122,6 +123,9 @@ class SoundFontDatasetConfig:
         around silence: a model trained on them collapses to silence.)
     silence_threshold_dbfs : float
         Notes whose peak is below this are dropped (outside a preset's key range).
+    audio_format : str
+        ``"wav"`` (NSynth's) or ``"flac"`` (16-bit too, lossless, about half the size: the 48-kHz
+        set of model v3, :data:`FULL_BAND_DATASET`).
     """
 
     soundfont_path: str = DEBIAN_GM_SOUNDFONT
@@ -135,8 +139,17 @@ class SoundFontDatasetConfig:
     gain: float = 1.0
     instrument_peak_dbfs: float = -1.0
     silence_threshold_dbfs: float = -50.0
+    audio_format: str = "wav"
 
     def __post_init__(self):
+        if self.audio_format not in AUDIO_FORMATS:
+            raise ValueError(f"audio_format must be one of {AUDIO_FORMATS}, got {self.audio_format!r}")
+        if self.sample_rate < 8000 or self.note_samples <= 0:
+            raise ValueError(f"sample_rate must be >= 8000 Hz and note_samples > 0, got {self.sample_rate}, "
+                             f"{self.note_samples}")
+        if not 0 < self.note_off_seconds * self.sample_rate < self.note_samples:
+            raise ValueError(f"note_off_seconds ({self.note_off_seconds}) must fall inside the note "
+                             f"({self.note_samples / self.sample_rate:g} s)")
         if not 0 <= self.pitch_min_midi <= self.pitch_max_midi <= 127:
             raise ValueError(
                 f"pitch range must satisfy 0 <= min <= max <= 127, got {self.pitch_min_midi}..{self.pitch_max_midi}"
@@ -157,6 +170,13 @@ class SoundFontDatasetConfig:
     def instrument_str(self, index: int) -> str:
         inst = self.instruments[index]
         return make_instrument_str(inst.family, inst.source, index)
+
+
+FULL_BAND_SAMPLE_RATE = 48_000  # Hz: model v3's training set (full band, no 8-kHz ceiling)
+# The NSynth protocol (4-s notes, released at 3 s, same instruments, pitches and velocities) at 48 kHz,
+# stored as 16-bit FLAC (about 0.9 GB for the 4894 notes, against 1.8 GB as WAV).
+FULL_BAND_DATASET = SoundFontDatasetConfig(sample_rate=FULL_BAND_SAMPLE_RATE,
+                                           note_samples=4 * FULL_BAND_SAMPLE_RATE, audio_format="flac")
 
 
 def _require_fluidsynth():
@@ -276,7 +296,7 @@ def build_soundfont_dataset(
     elif out.is_dir():
         if manifest_path.is_file():
             previous = json.loads(manifest_path.read_text())
-            if previous.get("soundfont_sha256") != soundfont_sha256 or previous.get("config") != config_json:
+            if previous.get("soundfont_sha256") != soundfont_sha256 or _with_defaults(previous.get("config")) != config_json:
                 raise ValueError(f"{out} holds a dataset of another SoundFont or config: choose an empty folder, "
                                  "delete it or pass --force to replace it")
         if (out / DONE_MARKER).is_file():
@@ -302,7 +322,8 @@ def build_soundfont_dataset(
     for index, inst in enumerate(config.instruments):
         instrument_str = config.instrument_str(index)
         done = manifest["instruments"].get(instrument_str)
-        if done is None or not all((out / AUDIO_DIR / f"{k}.wav").is_file() for k in done["kept"]):
+        suffix = f".{config.audio_format}"
+        if done is None or not all((out / AUDIO_DIR / f"{k}{suffix}").is_file() for k in done["kept"]):
             kept, dropped = [], []
             rendered = render_instrument_notes(config, index)
             peak = max(float(np.max(np.abs(audio))) for _, _, audio in rendered)
@@ -314,7 +335,8 @@ def build_soundfont_dataset(
                     dropped.append(note_str)
                     continue
                 audio = audio * instrument_gain
-                write_audio_atomic(out / AUDIO_DIR / f"{note_str}.wav", audio, sample_rate=config.sample_rate)
+                write_audio_atomic(out / AUDIO_DIR / f"{note_str}{suffix}", audio, sample_rate=config.sample_rate,
+                                   audio_format=config.audio_format)
                 kept.append(note_str)
             if dropped:
                 logger.info("%s (%s): dropped %d silent notes", instrument_str, inst.gm_name, len(dropped))
@@ -344,6 +366,18 @@ def build_soundfont_dataset(
     return sorted(all_notes, key=lambda n: n.note_str)
 
 
+def _with_defaults(config_json):
+    """A manifest's config with the fields added since it was written at their defaults (a dataset
+    rendered before ``audio_format`` existed is the same dataset as one with ``audio_format="wav"``)."""
+    if not isinstance(config_json, dict):
+        return config_json
+    defaults = {}
+    for field in fields(SoundFontDatasetConfig):
+        if field.name not in config_json and field.default is not MISSING:
+            defaults[field.name] = json.loads(json.dumps(field.default))
+    return defaults | config_json
+
+
 def _delete_dataset_files(out: Path) -> None:
     """What :func:`build_soundfont_dataset` writes in ``out`` (other files stay), temporaries included;
     only in a dataset's folder (one with its manifest)."""
@@ -354,6 +388,7 @@ def _delete_dataset_files(out: Path) -> None:
     remove_stale_temporaries(out)
     audio = out / AUDIO_DIR
     if audio.is_dir():
-        for path in audio.glob("*.wav"):
-            path.unlink(missing_ok=True)
+        for audio_format in AUDIO_FORMATS:
+            for path in audio.glob(f"*.{audio_format}"):
+                path.unlink(missing_ok=True)
         remove_stale_temporaries(audio)

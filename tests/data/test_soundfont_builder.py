@@ -83,3 +83,37 @@ def test_force_never_empties_a_folder_that_is_not_a_dataset(tmp_path):
         with pytest.raises(FileExistsError, match="is not a dataset"):
             build_soundfont_dataset(CONFIG, tmp_path, force=force)
     assert mine.read_bytes() == b"RIFF precious" and (tmp_path / "notes.txt").is_file()
+
+
+def test_full_band_flac_dataset_resumes_and_reads_back(tmp_path):
+    from dataclasses import replace
+
+    from nsynth_live.data.soundfont import FULL_BAND_DATASET
+
+    config = replace(FULL_BAND_DATASET, instruments=CONFIG.instruments[1:], pitch_min_midi=84, pitch_max_midi=84,
+                     velocities=(127,))
+    build_soundfont_dataset(config, tmp_path)
+    path = tmp_path / "audio" / "flute_acoustic_000-084-127.flac"
+    assert path.is_file() and not list((tmp_path / "audio").glob("*.wav"))
+    audio = NSynthDataset(tmp_path).load_audio("flute_acoustic_000-084-127")
+    assert audio.shape == (192000,)
+    spectrum = np.abs(np.fft.rfft(audio[:96000])) ** 2
+    freqs = np.fft.rfftfreq(96000, 1 / 48000)
+    above = spectrum[freqs > 8000].sum() / spectrum.sum()
+    assert above > 1e-6  # full band: a 16-kHz render has nothing there (a flute at MIDI 84 has partials there)
+    assert path.stat().st_size < 0.75 * 192000 * 2  # FLAC is smaller than the 16-bit WAV would be
+    (tmp_path / "DONE").unlink()
+    path.unlink()
+    build_soundfont_dataset(config, tmp_path)  # resumes and renders the missing FLAC
+    assert np.array_equal(NSynthDataset(tmp_path).load_audio("flute_acoustic_000-084-127"), audio)
+
+
+def test_a_dataset_written_before_audio_format_existed_still_resumes(tmp_path):
+    build_soundfont_dataset(CONFIG, tmp_path)
+    manifest_path = tmp_path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["config"]["audio_format"]
+    manifest_path.write_text(json.dumps(manifest))
+    (tmp_path / "DONE").unlink()
+    build_soundfont_dataset(CONFIG, tmp_path)  # the same dataset: not refused as another config
+    assert (tmp_path / "DONE").is_file()
