@@ -31,11 +31,12 @@ def save_sing(sing, instrument_names: list[str], path: str | os.PathLike) -> Pat
 
 
 def load_sing(path: str | os.PathLike):
-    """Load an inference checkpoint written by :func:`save_sing`.
+    """Load an inference checkpoint written by :func:`save_sing` (SING v1/v2, or model v3 when the
+    config's ``architecture`` is ``"harmonic"``).
 
     Returns
     -------
-    sing : Sing, in eval mode on the CPU
+    sing : Sing or SingHarmonic, in eval mode on the CPU
     instrument_names : list of str
 
     Raises
@@ -47,10 +48,15 @@ def load_sing(path: str | os.PathLike):
         missing or mis-shaped (the message names the file, the tensor and both shapes).
     """
     from nsynth_live.models.sing import Sing  # noqa: PLC0415 - models import this module
-    from nsynth_live.models.sing_configs import SingConfig  # noqa: PLC0415
+    from nsynth_live.models.sing_configs import SingHarmonicConfig, sing_config_from_dict  # noqa: PLC0415
+    from nsynth_live.models.sing_harmonic import SingHarmonic  # noqa: PLC0415
 
     payload = load_checkpoint(path, model=SING_MODEL_NAME)
-    sing = Sing(SingConfig.from_dict(payload["config"]))
+    try:
+        config = sing_config_from_dict(payload["config"])
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: its config does not load: {exc}") from None
+    sing = SingHarmonic(config) if isinstance(config, SingHarmonicConfig) else Sing(config)
     try:
         load_state_dict_checked(sing, payload["state_dict"])
     except CheckpointError as exc:

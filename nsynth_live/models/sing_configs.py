@@ -136,3 +136,121 @@ SING_PAPER = SingConfig(name="paper", conv_channels=4096, lstm_hidden=1024, num_
 SING_DEFAULT = SingConfig(name="default")
 
 SING_CONFIGS = {"paper": SING_PAPER, "default": SING_DEFAULT}
+
+
+@dataclass(frozen=True)
+class SingHarmonicConfig:
+    """Model v3: SING's sequence generator driving a harmonic-plus-noise synthesiser at the note's
+    exact f0 (Defossez et al. 2018, section 3.2; Engel et al. 2020, section 3).
+
+    Attributes
+    ----------
+    name : str
+    sample_rate : int
+        Hz of the generated audio (48000: full band).
+    hop_length_samples : int
+        Samples per frame and per streaming step (512 = 10.7 ms at 48 kHz).
+    note_samples : int
+        Samples of a dataset note (192000 = 4 s).
+    lstm_hidden, lstm_layers : int
+        The sequence generator's LSTM.
+    instrument_dims, pitch_dims, velocity_dims, time_dims : int
+        Lookup-table widths (SING's 16, 8, 2, 4).
+    num_instruments, num_pitches : int
+        Rows of the instrument and pitch tables.
+    velocities : tuple of int
+        MIDI velocities of the velocity table's rows.
+    n_harmonics : int
+        Partials of the harmonic synthesiser (those above 0.45 x sample_rate are muted per note).
+    n_noise_bands : int
+        Bands of the filtered-noise synthesiser (log-spaced from 40 Hz to Nyquist).
+    noise_table_samples : int
+        Period of the fixed band-noise table (65536 = 1.37 s at 48 kHz).
+    inharmonicity : bool
+        Learn a stiff-string coefficient per (instrument, pitch): ``f_k = k f0 sqrt(1 + B k^2)``.
+    max_inharmonicity : float
+        Upper bound of ``B``.
+    """
+
+    name: str = "v3"
+    sample_rate: int = 48_000
+    hop_length_samples: int = 512
+    note_samples: int = 192_000
+    lstm_hidden: int = 256
+    lstm_layers: int = 3
+    instrument_dims: int = 16
+    pitch_dims: int = 8
+    velocity_dims: int = 2
+    time_dims: int = 4
+    num_instruments: int = 20
+    num_pitches: int = 128
+    velocities: tuple[int, ...] = NSYNTH_VELOCITIES
+    n_harmonics: int = 64
+    n_noise_bands: int = 16
+    noise_table_samples: int = 65_536
+    inharmonicity: bool = True
+    max_inharmonicity: float = 2e-3
+    architecture: str = "harmonic"
+
+    def __post_init__(self):
+        positive = ("sample_rate", "hop_length_samples", "note_samples", "lstm_hidden", "lstm_layers",
+                    "instrument_dims", "pitch_dims", "velocity_dims", "time_dims", "num_instruments",
+                    "num_pitches", "n_harmonics", "n_noise_bands", "noise_table_samples")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"SingHarmonicConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.architecture != "harmonic":
+            raise ValueError(f"SingHarmonicConfig.architecture must be 'harmonic', got {self.architecture!r}")
+        if list(self.velocities) != sorted(set(self.velocities)) or len(self.velocities) < 2:
+            raise ValueError(f"velocities must be >= 2 increasing values, got {self.velocities}")
+        if self.noise_table_samples % self.hop_length_samples:
+            raise ValueError(f"noise_table_samples ({self.noise_table_samples}) must be a multiple of the hop "
+                             f"({self.hop_length_samples})")
+        if not 0.0 <= self.max_inharmonicity < 0.1:
+            raise ValueError(f"max_inharmonicity must be in [0, 0.1), got {self.max_inharmonicity}")
+
+    @property
+    def time_steps(self) -> int:
+        """Frames per note, the rows of the time table: 192000 / 512 = 375."""
+        return -(-self.note_samples // self.hop_length_samples)
+
+    @property
+    def preroll_steps(self) -> int:
+        """Steps before the first audible hop: none (no encoder padding, no decoder look-ahead)."""
+        return 0
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Frames of future context the synthesiser needs: none (hop t ramps from frame t-1 to t)."""
+        return 0
+
+    @property
+    def n_controls(self) -> int:
+        """Amplitudes per frame: partials plus noise bands."""
+        return self.n_harmonics + self.n_noise_bands
+
+    @property
+    def embedding_dims(self) -> int:
+        """Width of the LSTM's per-frame output (SING's embedding): the total amplitude, the partials'
+        distribution and the noise bands, before their output nonlinearity."""
+        return 1 + self.n_controls
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SingHarmonicConfig":
+        """Rebuild a config; unknown keys raise ValueError naming them."""
+        return config_from_dict(cls, data)
+
+
+SING_V3 = SingHarmonicConfig(name="v3")
+SING_V3_HARMONIC_ONLY = SingHarmonicConfig(name="v3-harmonic", inharmonicity=False)
+
+
+def sing_config_from_dict(data: dict):
+    """A :class:`SingConfig` or a :class:`SingHarmonicConfig`, by the dict's ``architecture`` key
+    (absent in SING v1/v2 files: the convolutional decoder)."""
+    if data.get("architecture") == "harmonic":
+        return SingHarmonicConfig.from_dict(data)
+    return SingConfig.from_dict(data)

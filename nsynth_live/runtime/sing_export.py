@@ -14,22 +14,28 @@ import torch
 
 from nsynth_live.fileio import atomic_output
 from nsynth_live.models.sing import Sing, SingReplay, SingStreamingStep
+from nsynth_live.models.sing_harmonic import SingHarmonic, SingHarmonicReplay, SingHarmonicStep
 from nsynth_live.runtime.sing_onnx import (
-    INPUT_NAMES,
     NAME_KEY,
     ONNX_OPSET,
-    OUTPUT_NAMES,
     REPLAY_INPUT_NAMES,
-    REPLAY_OUTPUT_NAMES,
     SING_ONNX_FORMAT_VERSION,
     WEIGHTS_SHA256_KEY,
+    graph_names,
     replay_path,
     weights_sha256,
 )
 
 
+def _step_and_replay(sing):
+    """The step and replay modules of a SING (v1/v2) or a v3 model."""
+    if isinstance(sing, SingHarmonic):
+        return SingHarmonicStep(sing).eval(), SingHarmonicReplay(sing).eval()
+    return SingStreamingStep(sing).eval(), SingReplay(sing).eval()
+
+
 def export_sing_onnx(
-    sing: Sing,
+    sing: Sing | SingHarmonic,
     instrument_names: Sequence[str],
     path: str | os.PathLike,
     *,
@@ -45,8 +51,10 @@ def export_sing_onnx(
 
     Parameters
     ----------
-    sing : Sing
-        Trained model (its instrument table rows become the stored instrument embeddings).
+    sing : Sing or SingHarmonic
+        Trained model (its instrument table rows become the stored instrument embeddings). A v3
+        model (``SingHarmonic``) is exported with its own state (``runtime.sing_onnx.HARMONIC_STATE_NAMES``)
+        and its config's ``architecture = "harmonic"`` in the metadata.
     instrument_names : sequence of str
         Name of each instrument table row.
     pitch_min_midi, pitch_max_midi : int
@@ -62,7 +70,8 @@ def export_sing_onnx(
     config = sing.config
     if len(instrument_names) != config.num_instruments:
         raise ValueError(f"{len(instrument_names)} instrument names for {config.num_instruments} table rows")
-    step = SingStreamingStep(sing).eval()
+    step, _ = _step_and_replay(sing)
+    input_names, output_names, _ = graph_names(config)
     voices = 2
     state = step.initial_state(voices)
     example = (
@@ -76,8 +85,8 @@ def export_sing_onnx(
 
     with atomic_output(path) as tmp, torch.no_grad():
         torch.onnx.export(
-            step, example, tmp, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-            dynamic_axes={name: {0: "voices"} for name in INPUT_NAMES + OUTPUT_NAMES},
+            step, example, tmp, input_names=list(input_names), output_names=list(output_names),
+            dynamic_axes={name: {0: "voices"} for name in input_names + output_names},
             opset_version=ONNX_OPSET, dynamo=False,
         )
 
@@ -102,7 +111,7 @@ def export_sing_onnx(
     export_sing_replay_onnx(sing, replay_path(path), step_weights_sha256=metadata[WEIGHTS_SHA256_KEY])
 
 
-def export_sing_replay_onnx(sing: Sing, path: str | os.PathLike, *, step_weights_sha256: str | None = None) -> None:
+def export_sing_replay_onnx(sing: Sing | SingHarmonic, path: str | os.PathLike, *, step_weights_sha256: str | None = None) -> None:
     """Export :class:`~nsynth_live.models.sing.SingReplay` of ``sing`` to ONNX (written atomically).
 
     The engine's crossfaded morph runs it to re-render a voice's last frames with a new instrument
@@ -112,9 +121,10 @@ def export_sing_replay_onnx(sing: Sing, path: str | os.PathLike, *, step_weights
     """
     import onnx  # noqa: PLC0415
 
-    replay = SingReplay(sing).eval()
+    _, replay = _step_and_replay(sing)
     voices, frames = 2, 16
     cfg = sing.config
+    _, _, replay_outputs = graph_names(cfg)
     example = (
         sing.instrument_embedding(torch.zeros(voices, dtype=torch.long)).detach(),
         torch.full((voices,), 60, dtype=torch.long),
@@ -123,11 +133,11 @@ def export_sing_replay_onnx(sing: Sing, path: str | os.PathLike, *, step_weights
         torch.zeros(voices, cfg.lstm_layers, cfg.lstm_hidden),
         torch.zeros(voices, cfg.lstm_layers, cfg.lstm_hidden),
     )
-    axes = {name: {0: "voices"} for name in REPLAY_INPUT_NAMES + REPLAY_OUTPUT_NAMES}
+    axes = {name: {0: "voices"} for name in REPLAY_INPUT_NAMES + replay_outputs}
     axes["time_index"] = {0: "voices", 1: "frames"}
     with atomic_output(path) as tmp, torch.no_grad():
         torch.onnx.export(replay, example, tmp, input_names=list(REPLAY_INPUT_NAMES),
-                          output_names=list(REPLAY_OUTPUT_NAMES), dynamic_axes=axes,
+                          output_names=list(replay_outputs), dynamic_axes=axes,
                           opset_version=ONNX_OPSET, dynamo=False)
         model = onnx.load(tmp)
         metadata = {"format_version": str(SING_ONNX_FORMAT_VERSION), "model": "sing-replay",

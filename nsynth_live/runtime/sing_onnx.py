@@ -31,20 +31,40 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from nsynth_live.models.sing_configs import SingConfig
+from nsynth_live.models.sing_configs import SingConfig, SingHarmonicConfig, sing_config_from_dict
 from nsynth_live.runtime.protocol import State, StreamSpec
 
 SING_ONNX_FORMAT_VERSION = 1
 ONNX_OPSET = 17
 STATE_NAMES = ("lstm_h", "lstm_c", "context", "overlap")
+# Model v3 (models.sing_harmonic, config architecture "harmonic"): no overlap-add tail; ``context`` is
+# the previous frame's amplitudes (voices, 1, n_controls).
+HARMONIC_STATE_NAMES = ("lstm_h", "lstm_c", "context")
 # The replay graph (models.sing.SingReplay), in a file of its own next to the step graph:
 REPLAY_SUFFIX = ".replay.onnx"  # sing_default.onnx -> sing_default.replay.onnx
 REPLAY_INPUT_NAMES = ("instrument_embedding", "pitch_midi", "velocity", "time_index", "lstm_h", "lstm_c")
 REPLAY_OUTPUT_NAMES = tuple(f"next_{name}" for name in STATE_NAMES)
-REPLAY_MIN_FRAMES = 11  # the last 3 atoms need 11 embeddings (SingReplay)
+REPLAY_MIN_FRAMES = 11  # the last 3 atoms need 11 embeddings (SingReplay); v3's replay needs 1
 REPLAY_PARITY_TOLERANCE = 1e-4  # load check: replay vs stepping the step graph, largest state difference
 INPUT_NAMES = ("instrument_embedding", "pitch_midi", "velocity", "time_index") + STATE_NAMES
 OUTPUT_NAMES = ("audio",) + tuple(f"next_{name}" for name in STATE_NAMES)
+
+
+def state_names(config) -> tuple[str, ...]:
+    """The stream state's keys of a model config: SING's four, or v3's three (``HARMONIC_STATE_NAMES``)."""
+    return HARMONIC_STATE_NAMES if isinstance(config, SingHarmonicConfig) else STATE_NAMES
+
+
+def graph_names(config) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """``(step inputs, step outputs, replay outputs)`` of a model config's graphs."""
+    states = state_names(config)
+    return (("instrument_embedding", "pitch_midi", "velocity", "time_index") + states,
+            ("audio",) + tuple(f"next_{name}" for name in states), tuple(f"next_{name}" for name in states))
+
+
+def replay_min_frames(config) -> int:
+    """Fewest frames the replay graph can re-run exactly: 11 for SING's decoder, 1 for v3."""
+    return 1 if isinstance(config, SingHarmonicConfig) else REPLAY_MIN_FRAMES
 NAME_KEY = "name"  # metadata: the model's name (SingConfig.name unless export_sing_onnx is told otherwise)
 WEIGHTS_SHA256_KEY = "weights_sha256"  # metadata: hex sha256 of the weights (see weights_sha256)
 # sha256 of the whole of models/sing_default.onnx as committed (format 1, exported before
@@ -336,7 +356,7 @@ class SingOnnxSynth:
             raise ModelFileError(f"model file {path} is not a readable ONNX model: {exc}") from exc
         del data
         try:
-            self.config = SingConfig.from_dict(json.loads(meta["config"]))
+            self.config = sing_config_from_dict(json.loads(meta["config"]))
             names = tuple(json.loads(meta["instrument_names"]))
             self._embeddings = np.asarray(json.loads(meta["instrument_embeddings"]), dtype=np.float32)
             pitch_range = int(meta["pitch_min_midi"]), int(meta["pitch_max_midi"])
@@ -351,6 +371,7 @@ class SingOnnxSynth:
         self.path = path
         self.providers = tuple(self.session.get_providers())
         self._index = {name: i for i, name in enumerate(names)}
+        self.state_names = state_names(self.config)
         self.spec = StreamSpec(
             sample_rate=self.config.sample_rate,
             hop_length_samples=self.config.hop_length_samples,
@@ -360,6 +381,7 @@ class SingOnnxSynth:
             pitch_min_midi=pitch_range[0],
             pitch_max_midi=pitch_range[1],
             instrument_names=names,
+            decoder_half_kernel_frames=self.config.lookahead_frames,
         )
         try:
             self.test_note_peak = check_test_note(self, path=path, peak_limit=test_note_peak_limit)
@@ -368,7 +390,8 @@ class SingOnnxSynth:
         except Exception as exc:  # onnxruntime's own errors: a graph that loads but cannot run
             raise ModelFileError(f"model file {path} cannot run a test note: {type(exc).__name__}: {exc}") from exc
         self.replay_session = None
-        self.replay_state_keys = STATE_NAMES
+        self.replay_state_keys = self.state_names
+        self.replay_min_frames = replay_min_frames(self.config)
         self.replay_path = replay_path(path)
         if self.replay_path.is_file():
             self._open_replay(ort, options, list(providers))
@@ -397,10 +420,10 @@ class SingOnnxSynth:
         try:
             error = self._replay_parity_error()
         except Exception as exc:
-            self.replay_session, self.replay_state_keys = None, STATE_NAMES
+            self.replay_session, self.replay_state_keys = None, self.state_names
             raise ModelFileError(f"replay file {path} cannot run a test replay: {type(exc).__name__}: {exc}") from exc
         if not error <= REPLAY_PARITY_TOLERANCE:
-            self.replay_session, self.replay_state_keys = None, STATE_NAMES
+            self.replay_session, self.replay_state_keys = None, self.state_names
             raise ModelIntegrityError(f"replay file {path} does not match {self.path.name}: a test replay differs from "
                                       f"stepping by {error:.3g} (> {REPLAY_PARITY_TOLERANCE:g}); it is corrupt or "
                                       f"from another model: re-export it or delete it")
@@ -411,7 +434,7 @@ class SingOnnxSynth:
         emb = self._embeddings[:1].copy()
         pitch, velocity = np.array([60], np.int64), np.array([100.0], np.float32)
         state = self.new_state(1)
-        start, frames = spec.preroll_steps + 4, REPLAY_MIN_FRAMES + 1
+        start, frames = spec.preroll_steps + 4, REPLAY_MIN_FRAMES + 1  # 12 frames: enough for either graph
         for t in range(start):
             _, state = self.step(emb, pitch, velocity, np.array([t], np.int64), state)
         time_index = np.arange(start, start + frames, dtype=np.int64)[None]
@@ -419,7 +442,7 @@ class SingOnnxSynth:
         for t in time_index[0]:
             _, stepped = self.step(emb, pitch, velocity, np.array([t], np.int64), stepped)
         replayed = self.replay(emb, pitch, velocity, time_index, state)
-        return max(float(np.max(np.abs(replayed[k] - stepped[k]))) for k in STATE_NAMES)
+        return max(float(np.max(np.abs(replayed[k] - stepped[k]))) for k in self.state_names)
 
     def replay(self, instrument_embedding, pitch_midi, velocity, time_index, start_state) -> State:
         """The state after frames ``time_index`` (voices, K) run from ``start_state`` with
@@ -438,7 +461,7 @@ class SingOnnxSynth:
             "lstm_h": np.ascontiguousarray(start_state["lstm_h"], dtype=np.float32),
             "lstm_c": np.ascontiguousarray(start_state["lstm_c"], dtype=np.float32),
         }
-        return dict(zip(STATE_NAMES, self.replay_session.run(None, feeds)))
+        return dict(zip(self.state_names, self.replay_session.run(None, feeds)))
 
     def instrument_embedding(self, name: str) -> np.ndarray:
         """Embedding of instrument ``name``, shape ``(embedding_dims,)`` float32.
@@ -455,6 +478,12 @@ class SingOnnxSynth:
 
     def new_state(self, n_voices: int) -> State:
         cfg = self.config
+        if isinstance(cfg, SingHarmonicConfig):
+            return {
+                "lstm_h": np.zeros((n_voices, cfg.lstm_layers, cfg.lstm_hidden), np.float32),
+                "lstm_c": np.zeros((n_voices, cfg.lstm_layers, cfg.lstm_hidden), np.float32),
+                "context": np.zeros((n_voices, 1, cfg.n_controls), np.float32),
+            }
         return {
             "lstm_h": np.zeros((n_voices, cfg.lstm_layers, cfg.lstm_hidden), np.float32),
             "lstm_c": np.zeros((n_voices, cfg.lstm_layers, cfg.lstm_hidden), np.float32),
@@ -470,10 +499,10 @@ class SingOnnxSynth:
             "velocity": np.ascontiguousarray(velocity, dtype=np.float32),
             "time_index": np.ascontiguousarray(time_index, dtype=np.int64),
         }
-        for name in STATE_NAMES:
+        for name in self.state_names:
             feeds[name] = state[name]
         audio, *next_state = self.session.run(None, feeds)
-        return audio, dict(zip(STATE_NAMES, next_state))
+        return audio, dict(zip(self.state_names, next_state))
 
     def render_note(self, instrument_embedding: np.ndarray, *, pitch_midi: int, velocity: float, hops: int) -> np.ndarray:
         """One note of ``hops`` hops from a fresh state (pre-roll discarded), shape ``(hops * hop,)`` float32.
