@@ -22,11 +22,13 @@ COMMANDS = {
     "nsynth-render-bank": "nsynth_live.cli.render_bank:main",
     "nsynth-wavetable": "nsynth_live.cli.wavetable:main",
     "nsynth-train": "nsynth_live.cli.train_sing:main",
+    "nsynth-train-v3": "nsynth_live.cli.train_v3:main",
     "nsynth-build-dataset": "nsynth_live.cli.build_dataset:main",
     "nsynth-encode": "nsynth_live.cli.encode:main",
     "nsynth-decode": "nsynth_live.cli.decode:main",
     "nsynth-train-wavenet": "nsynth_live.cli.train_wavenet:main",
     "nsynth-convert-magenta": "nsynth_live.cli.convert_magenta_checkpoint:main",
+    "nsynth-convert-sing": "nsynth_live.cli.convert_sing_checkpoint:main",
 }
 # The live instrument's parser is nsynth_live.app.build_parser: playing is its job, writing files
 # (--record, --stats-json) an option, and there is nothing to resume.
