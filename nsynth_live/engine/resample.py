@@ -129,22 +129,23 @@ class PassThrough:
 
 
 def make_resampler(*, input_sample_rate: int, output_sample_rate: int):
-    """A streaming resampler: polyphase for integer ratios, soxr otherwise.
+    """A streaming resampler: polyphase for integer ratios up, soxr otherwise (down with its HQ filter).
 
     Returns an object with ``process(x) -> y`` and ``delay_output_samples``.
 
     Raises
     ------
     ValueError
-        If a rate is not a positive integer or the output rate is below the input rate.
+        If a rate is not positive.
     """
     if input_sample_rate <= 0 or output_sample_rate <= 0:
         raise ValueError(f"sample rates must be > 0 Hz, got {input_sample_rate}, {output_sample_rate}")
-    if output_sample_rate < input_sample_rate:
-        raise ValueError(f"output_sample_rate must be >= the model's {input_sample_rate} Hz, got "
-                         f"{output_sample_rate}; use 16000, 32000, 44100, 48000 or 96000")
     if output_sample_rate == input_sample_rate:
         return PassThrough()
+    if output_sample_rate < input_sample_rate:
+        # a 48-kHz model on a 44.1-kHz device: soxr's HQ filter, so that the model's content near
+        # its Nyquist (partials up to 21.6 kHz, noise to 24 kHz) does not fold back into the audible band
+        return SoxrStream(input_sample_rate=input_sample_rate, output_sample_rate=output_sample_rate, quality="HQ")
     if output_sample_rate % input_sample_rate == 0:
         return PolyphaseUpsampler(factor=output_sample_rate // input_sample_rate,
                                   input_sample_rate=input_sample_rate)
