@@ -114,14 +114,16 @@ def render_measures_markdown(measures: dict) -> str:
     """The measures' tables (:func:`~nsynth_live.train.model_measures.format_report`) as a Markdown block."""
     from nsynth_live.train.model_measures import format_report  # noqa: PLC0415
 
+    from nsynth_live.train.model_measures import _fmt  # noqa: PLC0415
+
     held = measures.get("heldout_summary")
     held_line = ""
     if held:
         m, src = held["model"], held["source"]
         held_line = (f"\nOn the corners' held-out pitches only ({measures['heldout_notes']} notes): in tune within "
-                     f"20 cents {100 * m['tuning_share_within_20_cents']:.0f}% (source "
-                     f"{100 * src['tuning_share_within_20_cents']:.0f}%), median |cents| "
-                     f"{m['tuning_median_abs_cents']:.1f} (source {src['tuning_median_abs_cents']:.1f}).\n")
+                     f"20 cents {_fmt(m['tuning_share_within_20_cents'], '.0%')} (source "
+                     f"{_fmt(src['tuning_share_within_20_cents'], '.0%')}), median |cents| "
+                     f"{_fmt(m['tuning_median_abs_cents'])} (source {_fmt(src['tuning_median_abs_cents'])}).\n")
     return ("Default preset's corners, every semitone MIDI 36-84 at velocity 100, against FluidSynth playing "
             "the same SoundFont instruments at 48 kHz (`python benchmarks/model_measures.py --model ...`; "
             "definitions in `docs/measures.md`):\n\n```\n" + format_report(measures) + "\n```\n" + held_line)
