@@ -12,7 +12,7 @@ from nsynth_live.cli._help import fail, make_parser
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_SUFFIXES = (".pt", ".onnx", ".replay.onnx", ".report.json", ".md")  # what the recipe writes per NAME
-RECIPE_STEPS = 4000  # optimiser steps of the shipped model (about 40 minutes on 2 CPU cores)
+RECIPE_STEPS = 4000  # optimiser steps of the shipped model (about 50 minutes on the 2-core CPU)
 
 DESCRIPTION = """\
 Train model v3 from scratch with one command, and export it: SING's sequence generator (an LSTM over
@@ -20,7 +20,7 @@ instrument, pitch, velocity and time) driving a harmonic-plus-noise synthesiser 
 MIDI pitch, at 48 kHz. Renders the 48-kHz SoundFont dataset if it is not there yet (as
 nsynth-build-dataset --sample-rate 48000 --format flac does), trains, evaluates on the held-out
 pitches and exports the model for the live instrument. Needs torch: pip install -e '.[train]'. About
-45 minutes on 2 CPU cores with the default steps.
+50 minutes on the 2-core CPU (one thread) with the default steps.
 
 Writes DATA (the dataset, when missing), RUN_DIR/train_state.pt (every 100 steps) and, at the end,
 MODELS_DIR/NAME.pt (checkpoint), NAME.onnx and NAME.replay.onnx (what run_live.py plays),

@@ -35,7 +35,7 @@ from nsynth_live.models.sing_configs import SingHarmonicConfig
 
 # Initial output biases: a new model starts quiet and mostly harmonic (DDSP starts its noise 5 logits low).
 INITIAL_AMPLITUDE_LOGIT = -1.4  # exp_sigmoid(-1.4) = 0.05 peak amplitude
-INITIAL_NOISE_LOGIT = -3.0  # exp_sigmoid(-3.0) = 0.0013 RMS per band
+INITIAL_NOISE_LOGIT = -5.0  # exp_sigmoid(-5.0) = 2e-5 RMS per band (DDSP starts its noise 5 logits low)
 INITIAL_INHARMONICITY_LOGIT = -8.0  # B = 2e-3 * sigmoid(-8) = 7e-7: harmonic to 0.1 cent at k = 8
 NOISE_TABLE_SEED = 0
 

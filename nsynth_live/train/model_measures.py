@@ -620,3 +620,62 @@ def format_report(result: dict) -> str:
             others = f"; others nearest: {', '.join(wrong)}" if wrong else ""
             lines.append(f"  {what}: {found['n_nearest_own']}{others}")
     return "\n".join(lines)
+
+
+BRIGHTNESS_PITCH = 60  # MIDI note of the velocity-brightness figure
+BRIGHTNESS_SPAN_SECONDS = (0.05, 1.0)  # s: the attack and early sustain, where velocity shows most
+
+
+def spectral_centroid_hz(audio: np.ndarray, sample_rate: int, *, span=BRIGHTNESS_SPAN_SECONDS) -> float:
+    """Power-weighted mean frequency of a note's span (``librosa.feature.spectral_centroid`` over
+    2048-sample frames, averaged with each frame's energy as weight), Hz; NaN for silence."""
+    import librosa  # noqa: PLC0415
+
+    start, end = (int(round(s * sample_rate)) for s in span)
+    segment = np.asarray(audio[start:end], dtype=np.float32)
+    if not np.any(segment):
+        return float("nan")
+    spectrum = np.abs(librosa.stft(segment, n_fft=2048, hop_length=512)) ** 2
+    centroid = librosa.feature.spectral_centroid(S=np.sqrt(spectrum), sr=sample_rate)[0]
+    weights = spectrum.sum(axis=0)
+    return float(np.sum(centroid * weights) / max(float(np.sum(weights)), 1e-30))
+
+
+def velocity_brightness(synth, instruments: Sequence[str], *, pitch_midi: int = BRIGHTNESS_PITCH,
+                        soundfont_path: str = DEBIAN_GM_SOUNDFONT) -> dict:
+    """Spectral centroid (Hz) and level (dB) of one note at each NSynth velocity, model and source.
+
+    A real instrument played harder is louder and brighter; the figure shows whether the model learnt
+    both. ``{name: {"velocities": [...], "model_centroid_hz": [...], "source_centroid_hz": [...],
+    "model_level_db": [...], "source_level_db": [...]}}``, the source being the dataset's notes
+    (FluidSynth, the training set's gain) at the model's rate.
+    """
+    spec = synth.spec
+    dataset_config = default_dataset_config(spec, soundfont_path=soundfont_path)
+    result = {}
+    for name in instruments:
+        index, _ = gm_instrument_of(name)
+        _, dataset_notes = render_dataset_instrument(replace(dataset_config, pitch_min_midi=pitch_midi,
+                                                             pitch_max_midi=pitch_midi), index)
+        row = {"velocities": list(NSYNTH_VELOCITIES), "model_centroid_hz": [], "source_centroid_hz": [],
+               "model_level_db": [], "source_level_db": []}
+        for velocity in NSYNTH_VELOCITIES:
+            model = render_model_notes(synth, name, [pitch_midi], velocity)[pitch_midi]
+            source = dataset_notes[(pitch_midi, velocity)]
+            row["model_centroid_hz"].append(spectral_centroid_hz(model, int(spec.sample_rate)))
+            row["source_centroid_hz"].append(spectral_centroid_hz(source, int(dataset_config.sample_rate)))
+            row["model_level_db"].append(note_level_db(model, int(spec.sample_rate)))
+            row["source_level_db"].append(note_level_db(source, int(dataset_config.sample_rate)))
+        result[name] = _json_safe(row)
+    return result
+
+
+def format_velocity_brightness(result: dict) -> str:
+    """Plain-text table of :func:`velocity_brightness`: centroid and level per velocity, model / source."""
+    lines = []
+    for name, row in result.items():
+        cells = [f"v{v}: {_fmt(m, '.0f')} / {_fmt(s, '.0f')} Hz, {_fmt(lm)} / {_fmt(ls)} dB"
+                 for v, m, s, lm, ls in zip(row["velocities"], row["model_centroid_hz"], row["source_centroid_hz"],
+                                            row["model_level_db"], row["source_level_db"])]
+        lines.append(f"{name}: " + "; ".join(cells))
+    return "\n".join(lines)

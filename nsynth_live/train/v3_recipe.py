@@ -107,6 +107,9 @@ def measure_for_report(onnx_path: Path, *, heldout_pitches: dict[str, list[int]]
             if note["pitch"] in heldout_pitches.get(name, ())]
     result["heldout_summary"] = _instrument_summary(held, harmonic=True) if held else None
     result["heldout_notes"] = len(held)
+    from nsynth_live.train.model_measures import velocity_brightness  # noqa: PLC0415
+
+    result["velocity_brightness"] = velocity_brightness(synth, DEFAULT_PRESET_CORNERS)
     return result
 
 
@@ -124,6 +127,11 @@ def render_measures_markdown(measures: dict) -> str:
                      f"20 cents {_fmt(m['tuning_share_within_20_cents'], '.0%')} (source "
                      f"{_fmt(src['tuning_share_within_20_cents'], '.0%')}), median |cents| "
                      f"{_fmt(m['tuning_median_abs_cents'])} (source {_fmt(src['tuning_median_abs_cents'])}).\n")
+    from nsynth_live.train.model_measures import format_velocity_brightness  # noqa: PLC0415
+
+    if measures.get("velocity_brightness"):
+        held_line += ("\nVelocity against brightness (spectral centroid of 0.05-1 s) and level at MIDI 60, model / "
+                      "source:\n\n```\n" + format_velocity_brightness(measures["velocity_brightness"]) + "\n```\n")
     return ("Default preset's corners, every semitone MIDI 36-84 at velocity 100, against FluidSynth playing "
             "the same SoundFont instruments at 48 kHz (`python benchmarks/model_measures.py --model ...`; "
             "definitions in `docs/measures.md`):\n\n```\n" + format_report(measures) + "\n```\n" + held_line)

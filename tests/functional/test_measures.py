@@ -302,3 +302,14 @@ def test_measure_model_reads_everything_from_the_spec_of_a_48_khz_model():
         measure_model(synth, ["organ_acoustic_005"], [30], 100, dataset_config=dataset)
     report = format_report(result)
     assert "organ_acoustic_005" in report and "n/a" not in report
+
+
+def test_spectral_centroid_of_known_spectra():
+    from nsynth_live.train.model_measures import spectral_centroid_hz
+
+    sr = 48000
+    t = np.arange(2 * sr) / sr
+    assert abs(spectral_centroid_hz(np.sin(2 * np.pi * 1000 * t), sr) - 1000) < 15
+    two = np.sin(2 * np.pi * 1000 * t) + np.sin(2 * np.pi * 3000 * t)  # equal power: centroid halfway
+    assert abs(spectral_centroid_hz(two, sr) - 2000) < 30
+    assert np.isnan(spectral_centroid_hz(np.zeros(sr), sr))
