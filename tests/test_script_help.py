@@ -29,6 +29,7 @@ COMMANDS = {
     "nsynth-train-wavenet": "nsynth_live.cli.train_wavenet:main",
     "nsynth-convert-magenta": "nsynth_live.cli.convert_magenta_checkpoint:main",
     "nsynth-convert-sing": "nsynth_live.cli.convert_sing_checkpoint:main",
+    "nsynth-add-instrument": "nsynth_live.cli.add_instrument:main",
 }
 # The live instrument's parser is nsynth_live.app.build_parser: playing is its job, writing files
 # (--record, --stats-json) an option, and there is nothing to resume.
