@@ -118,6 +118,9 @@ class SoxrStream:
         return self._stream.resample_chunk(np.asarray(x, dtype=np.float32))
 
 
+MIN_DOWNSAMPLED_RATE = 44_100  # Hz: the lowest device rate a model above it is resampled down to
+
+
 class PassThrough:
     """No resampling (device at the model rate): zero delay."""
 
@@ -136,12 +139,16 @@ def make_resampler(*, input_sample_rate: int, output_sample_rate: int):
     Raises
     ------
     ValueError
-        If a rate is not positive.
+        If a rate is not positive, or the output rate is below both the model's rate and
+        :data:`MIN_DOWNSAMPLED_RATE` (a model is only resampled down to a full-band device rate).
     """
     if input_sample_rate <= 0 or output_sample_rate <= 0:
         raise ValueError(f"sample rates must be > 0 Hz, got {input_sample_rate}, {output_sample_rate}")
     if output_sample_rate == input_sample_rate:
         return PassThrough()
+    if output_sample_rate < min(input_sample_rate, MIN_DOWNSAMPLED_RATE):
+        raise ValueError(f"output_sample_rate must be >= {min(input_sample_rate, MIN_DOWNSAMPLED_RATE)} Hz for a "
+                         f"{input_sample_rate}-Hz model, got {output_sample_rate}; use 44100, 48000 or 96000")
     if output_sample_rate < input_sample_rate:
         # a 48-kHz model on a 44.1-kHz device: soxr's HQ filter, so that the model's content near
         # its Nyquist (partials up to 21.6 kHz, noise to 24 kHz) does not fold back into the audible band

@@ -322,7 +322,7 @@ class SingOnnxSynth:
         ort = _import_onnxruntime()
         path = Path(path)
         if not path.is_file():
-            raise ModelFileError(f"model file {path} does not exist; train one with 'python export/train_sing.py' or pass --model")
+            raise ModelFileError(f"model file {path} does not exist; train one with 'python export/train_v3.py' (model v3) or 'python export/train_sing.py' (SING v2), or pass --model")
         data = path.read_bytes()
         proto = _parse(data, path=path)
         meta = {entry.key: entry.value for entry in proto.metadata_props}
