@@ -28,11 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nsynth_live.constants import DEFAULT_MODEL_FILE
+
 logger = logging.getLogger("nsynth_live")
 _IMPORTED_AT = time.perf_counter()  # s; run_live.py imports this module first: start-up is counted from here
 
 STATS_FORMAT_VERSION = 1  # of the --stats-json object
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "sing_default.onnx"  # in the repository
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_FILE  # in the repository
 DEFAULT_PRESET = "default"
 DEFAULT_SAMPLE_RATE = 48_000  # Hz, when neither --sample-rate nor the device says otherwise
 SUPPORTED_DEVICE_RATES = (44_100, 48_000, 88_200, 96_000)  # Hz a device default may impose
@@ -117,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     sound = parser.add_argument_group("sound")
     sound.add_argument("--preset", default=DEFAULT_PRESET, help="preset name (default: %(default)s)")
     sound.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH,
-                       help="streaming SING ONNX model (default: models/sing_default.onnx in the repository)")
+                       help="streaming SING ONNX model (default: models/sing_v3.onnx in the repository: model v3; models/sing_default.onnx is SING v2)")
     sound.add_argument("--bank", type=Path, metavar="DIR",
                        help="play a bank rendered by export/render_bank.py instead of the model (XY crossfades "
                             "its grid cells; the preset gives XY, release and gain)")
@@ -244,7 +246,7 @@ def load_model_or_explain(path: Path):
         if is_default:
             raise AppError(
                 f"{str(error).rstrip('.')}. This is the default model, committed with the repository: restore it "
-                f"with 'git checkout -- models/sing_default.onnx' (in {DEFAULT_MODEL_PATH.parent.parent}), or pass "
+                f"with 'git checkout -- models/{DEFAULT_MODEL_PATH.name}' (in {DEFAULT_MODEL_PATH.parent.parent}), or pass "
                 "--model PATH to another model") from error
         if isinstance(error, ModelIntegrityError):  # its message already says what to do
             raise AppError(str(error)) from error

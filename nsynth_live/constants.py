@@ -19,3 +19,8 @@ NSYNTH_QUALITIES = (
 DEFAULT_OUTPUT_SAMPLE_RATE = 48_000  # Hz, default audio device rate
 MIDI_A4_NOTE = 69  # MIDI note number of A4
 A4_FREQUENCY_HZ = 440.0  # Hz, concert pitch
+
+# The model the instrument, the wavetable exporter and the bank renderer play by default, in the
+# repository's models/ folder: model v3 (harmonic-plus-noise SING at 48 kHz, models/sing_v3.md).
+# SING v2 (models/sing_default.onnx, 16 kHz) stays loadable with --model.
+DEFAULT_MODEL_FILE = "sing_v3.onnx"

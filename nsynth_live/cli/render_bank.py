@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 from nsynth_live.cli._help import make_parser
+from nsynth_live.constants import DEFAULT_MODEL_FILE
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "sing_default.onnx"  # in the repository
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / DEFAULT_MODEL_FILE  # in the repository
 
 DESCRIPTION = """\
 Render a timbre grid into a multisample bank (SFZ, Decent Sampler, Open NSynth Super) with pictures.
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="bank name (default: the preset's name or the folder's name)")
     parser.add_argument("--backend", choices=("sing", "wavenet"), default="sing", help="note renderer (default: sing)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH,
-                        help="SING streaming .onnx (sing backend; default: models/sing_default.onnx)")
+                        help="SING streaming .onnx (sing backend; default: models/sing_v3.onnx)")
     parser.add_argument("--checkpoint", type=Path, help="WaveNet autoencoder checkpoint .pt (wavenet backend)")
     parser.add_argument("--dataset", type=Path, help="NSynth-format dataset holding the wavenet corners' notes")
     parser.add_argument("--grid", type=int, default=9, metavar="N", help="N x N grid, 1..33 (default: 9)")

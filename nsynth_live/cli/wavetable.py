@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from nsynth_live.cli._help import fail, make_parser
+from nsynth_live.constants import DEFAULT_MODEL_FILE
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "sing_default.onnx"  # in the repository
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / DEFAULT_MODEL_FILE  # in the repository
 
 DESCRIPTION = """\
 Export a wavetable for Serum, Vital or Surge from a note (a WAV file) or from a path across a
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pitch", type=int, metavar="MIDI", help="MIDI note rendered along the path (--preset)")
     parser.add_argument("--velocity", type=int, default=100, help="MIDI velocity 1..127 (--preset; default 100)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH,
-                        help="SING ONNX model (--preset; default: models/sing_default.onnx)")
+                        help="SING ONNX model (--preset; default: models/sing_v3.onnx)")
     parser.add_argument(
         "--frames", type=int, default=64, metavar="N",
         help=f"frames cut from the note, 1..{MAX_WAVETABLE_FRAMES} (--from-wav; default 64; with --preset the "

@@ -6,7 +6,7 @@ PortAudio's JACK host API and its MIDI input a JACK virtual port. A probe client
 in the same JACK cycle, so the MIDI-in to audio-out latency is measured on JACK's frame clock.
 OSC comes from ``oscsend`` (Debian liblo-tools), a non-Python client.
 
-Each live test runs twice: with the trained default model ``models/sing_default.onnx`` (skipped
+Each live test runs twice: with the trained default model ``models/sing_v3.onnx`` (skipped
 where it is missing) and with the engine's additive test double (tests/engine/additive_synth.py),
 so the live path is tested on CI even before a model is committed. Needs Debian jackd2 and
 liblo-tools and PyPI JACK-Client; skipped, with the reason, where any of them is missing.
@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from nsynth_live.constants import DEFAULT_MODEL_FILE
 from nsynth_live.functional.pitch import NoStablePitchError, estimate_f0_hz
 from nsynth_live.functional.midi import cents_between, midi_to_hz
 from tests.support.jack_session import (
@@ -41,7 +42,7 @@ from tests.support.jack_session import (
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODEL_PATH = REPO_ROOT / "models" / "sing_default.onnx"
+MODEL_PATH = REPO_ROOT / "models" / DEFAULT_MODEL_FILE  # the instrument's default model (v3)
 EXAMPLE_MIDI = REPO_ROOT / "examples" / "bach_bwv66_6.mid"
 SAMPLE_RATE = 48_000  # Hz of the JACK server
 # JACK cycle: 10.7 ms at 48 kHz. At 256 frames (5.3 ms) this 2-core VM showed ~1 xrun in 7 e2e runs.
