@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from nsynth_live.constants import DEFAULT_MODEL_FILE
 from nsynth_live.data.bank_index import load_bank_index
 from nsynth_live.export.riff import read_riff_chunks, read_smpl
 from nsynth_live.presets import load_preset
@@ -18,7 +19,7 @@ from nsynth_live.render.bank import NOTES_LOG_NAME, BankJobError, BankSettings, 
 from nsynth_live.render.sources import SourceError, SourceSpec
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL = REPO / "models" / "sing_default.onnx"
+MODEL = REPO / "models" / DEFAULT_MODEL_FILE  # the shipped default (the CLI runs without --model)
 CORNERS = load_preset("default").corners
 # 2 x 2 grid, 2 roots: 8 notes in 4 chunks of 2
 SMALL = dict(name="small", grid_size=2, pitches=(48, 60), formats=(), plots=False)
