@@ -7,6 +7,9 @@ voices (axis 0 of every input and output). Inputs: ``instrument_embedding`` (voi
 ``pitch_midi`` (voices,) int64, ``velocity`` (voices,) float32, ``time_index`` (voices,) int64, and the
 state ``lstm_h``, ``lstm_c`` (voices, layers, hidden), ``context`` (voices, 8, embedding_dims),
 ``overlap`` (voices, 768). Outputs: ``audio`` (voices, 256) and ``next_<state>`` for each state input.
+Model v3 (config ``architecture = "harmonic"``, :mod:`nsynth_live.models.sing_harmonic`) has the same
+inputs and outputs with the state ``lstm_h``, ``lstm_c`` and ``context`` (voices, 1, n_controls), 512-
+sample hops at 48 kHz and no pre-roll (:func:`state_names`).
 The file's metadata holds the format version, the config, the instrument names and their
 embeddings, so one ``.onnx`` file is a whole playable model, plus its ``name`` and
 ``weights_sha256`` (see :func:`weights_sha256`).
@@ -65,6 +68,8 @@ def graph_names(config) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ..
 def replay_min_frames(config) -> int:
     """Fewest frames the replay graph can re-run exactly: 11 for SING's decoder, 1 for v3."""
     return 1 if isinstance(config, SingHarmonicConfig) else REPLAY_MIN_FRAMES
+
+
 NAME_KEY = "name"  # metadata: the model's name (SingConfig.name unless export_sing_onnx is told otherwise)
 WEIGHTS_SHA256_KEY = "weights_sha256"  # metadata: hex sha256 of the weights (see weights_sha256)
 # sha256 of the whole of models/sing_default.onnx as committed (format 1, exported before
