@@ -20,7 +20,8 @@ instrument, pitch, velocity and time) driving a harmonic-plus-noise synthesiser 
 MIDI pitch, at 48 kHz. Renders the 48-kHz SoundFont dataset if it is not there yet (as
 nsynth-build-dataset --sample-rate 48000 --format flac does), trains, evaluates on the held-out
 pitches and exports the model for the live instrument. Needs torch: pip install -e '.[train]'. About
-50 minutes on the 2-core CPU (one thread) with the default steps.
+50 minutes on the 2-core CPU with the default steps and --threads 1 (measured; use --threads 1
+when anything else runs on the machine: two oversubscribed threads were 20x slower).
 
 Writes DATA (the dataset, when missing), RUN_DIR/train_state.pt (every 100 steps) and, at the end,
 MODELS_DIR/NAME.pt (checkpoint), NAME.onnx and NAME.replay.onnx (what run_live.py plays),
