@@ -123,7 +123,7 @@ def main(argv=None) -> int:
         return fail(str(error), 1)
     except AddInstrumentError as error:
         return fail(str(error), 2)
-    except (RuntimeError, FileNotFoundError) as error:  # FluidSynth missing, files vanishing mid-run
+    except (RuntimeError, OSError, ValueError) as error:  # FluidSynth missing, unreadable files, a bad model
         return fail(str(error), 2)
 
 

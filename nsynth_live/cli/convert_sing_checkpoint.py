@@ -65,6 +65,8 @@ def main(argv=None) -> int:
     existing = [path for path in outputs if path.exists()]
     if existing and not args.force:
         return fail(f"{existing[0]} exists; pass --force to overwrite it", 2)
+    if Path(args.model).resolve() in set(map(Path.resolve, outputs)):
+        return fail(f"an output names the input {args.model}: write the converted model elsewhere", 2)
     if len(set(map(Path.resolve, outputs))) != len(outputs):
         return fail(f"OUT and --onnx name the same file ({args.out}); give the ONNX file a .onnx name", 2)
     from nsynth_live.extras import require_torch

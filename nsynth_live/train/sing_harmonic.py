@@ -33,6 +33,10 @@ from nsynth_live.train.sing import pitch_completion_split
 logger = logging.getLogger(__name__)
 
 TRAIN_STATE_FORMAT_VERSION = 1
+# Settings a resumed run must share with the saved one (they decide the batches and the loss); steps,
+# threads and save_every_steps may change between runs.
+RESUME_KEYS = ("batch_size", "crop_frames", "attack_crop_share", "learning_rate", "lr_decay", "spectral_n_ffts",
+               "holdout_fraction", "gradient_frames_before", "seed")
 LOG_MAGNITUDE_EPS = 1e-5  # floor of log(|STFT|), full scale 1.0 (DDSP uses 1e-7; 1e-5 = -100 dB at n_fft 2048)
 
 
@@ -119,6 +123,11 @@ def ddsp_spectral_loss(estimate: torch.Tensor, target: torch.Tensor, *, n_ffts=(
         total = total + (est - tgt).abs().mean() + (torch.log(est + LOG_MAGNITUDE_EPS)
                                                     - torch.log(tgt + LOG_MAGNITUDE_EPS)).abs().mean()
     return total
+
+
+def _plain(value):
+    """Tuples and lists compare equal (a saved config's tuples may come back as lists)."""
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 class NoteSet:
@@ -214,15 +223,23 @@ class HarmonicTrainer:
 
     def _resume(self) -> None:
         try:
-            state = torch.load(self.state_path, map_location="cpu", weights_only=False)
+            state = torch.load(self.state_path, map_location="cpu", weights_only=True)  # runs no pickled code
         except Exception as exc:  # torch raises several types for a damaged file
             raise CheckpointError(f"{self.state_path} is not a readable training state ({exc}); delete it to start over") from exc
-        if state.get("format_version") != TRAIN_STATE_FORMAT_VERSION or state.get("model") != "sing-harmonic":
+        if not isinstance(state, dict) or state.get("format_version") != TRAIN_STATE_FORMAT_VERSION or state.get("model") != "sing-harmonic":
             raise CheckpointError(f"{self.state_path} is not a v3 training state of this version; delete it or "
                                   "choose another --run-dir")
         if state["model_config"] != self.model_config.to_dict():
             raise CheckpointError(f"{self.state_path} trains another model config ({state['model_config'].get('name')}); "
                                   "choose another --run-dir or delete it")
+        if list(state.get("instrument_names", [])) != list(self.instrument_names):
+            raise CheckpointError(f"{self.state_path} was trained on other instruments than this dataset's "
+                                  "(its embedding rows would be misnamed); choose another --run-dir or delete it")
+        saved, now = state.get("train_config", {}), asdict(self.train_config)
+        changed = sorted(k for k in RESUME_KEYS if _plain(saved.get(k)) != _plain(now[k]))
+        if changed:
+            raise CheckpointError(f"{self.state_path} was trained with other settings ({', '.join(changed)}): its batches "
+                                  "would not continue the same run; choose another --run-dir or delete it")
         self.model.load_state_dict(state["model_state"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])

@@ -444,3 +444,12 @@ def test_the_command_exports_onnx_that_plays_like_pytorch(tmp_path, capsys):
     got = session.run(None, {k: v.numpy() for k, v in inputs.items()})
     for e, g in zip(expected, got):
         np.testing.assert_allclose(g, e.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_the_command_never_writes_over_its_input(tmp_path):
+    from nsynth_live.cli.convert_sing_checkpoint import main
+
+    source = tmp_path / "sing.th"
+    source.write_bytes(b"their weights")
+    assert main([str(source), str(source), "--force"]) == 2
+    assert source.read_bytes() == b"their weights"

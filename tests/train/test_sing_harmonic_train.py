@@ -51,6 +51,12 @@ def test_trains_and_resumes_to_the_same_weights(dataset_dir, tmp_path):
     resumed.run()
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(CheckpointError, match="other settings.*batch_size"):
+        HarmonicTrainer(dataset_dir=dataset_dir, run_dir=tmp_path / "b", model_config=TINY,
+                        train_config=replace(RECIPE, batch_size=4))
+    longer = HarmonicTrainer(dataset_dir=dataset_dir, run_dir=tmp_path / "b", model_config=TINY,
+                             train_config=replace(RECIPE, steps=50, threads=2))  # more steps: trains on
+    assert longer.step == 40
     with pytest.raises(CheckpointError, match="another model config"):
         HarmonicTrainer(dataset_dir=dataset_dir, run_dir=tmp_path / "b", model_config=replace(TINY, lstm_hidden=8),
                         train_config=RECIPE)
