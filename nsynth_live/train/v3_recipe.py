@@ -4,7 +4,6 @@ held-out evaluation -> export -> report."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import platform
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 from nsynth_live.data.soundfont import DONE_MARKER, FULL_BAND_DATASET, build_soundfont_dataset
-from nsynth_live.fileio import atomic_write_bytes, remove_stale_temporaries, write_json_atomic
+from nsynth_live.fileio import atomic_write_bytes, remove_stale_temporaries, sha256_of_file, write_json_atomic
 from nsynth_live.functional.spectral import spectral_loss
 from nsynth_live.models.checkpoint import save_sing
 from nsynth_live.models.sing_configs import SING_V3, SING_V3_HARMONIC_ONLY
@@ -27,14 +26,6 @@ logger = logging.getLogger(__name__)
 SING_PAPER_HELDOUT_SPECTRAL_LOSS = 0.051  # SING paper, Table 1 (spectral loss, test, pitch completion)
 EVAL_BATCH = 8  # notes per evaluation batch (whole 4-s notes)
 SING_LOSS_SAMPLE_RATE = 16_000  # Hz: SING's loss is defined on NSynth's 16-kHz notes
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def heldout_losses(model, notes: NoteSet) -> dict:
@@ -181,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         for note in heldout.notes:
             held_pitches.setdefault(note.instrument_str, []).append(note.pitch)
         measures = measure_for_report(onnx_path, heldout_pitches=held_pitches)
-    files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_of_file(p)}
              for p in (checkpoint_path, onnx_path, onnx_path.with_name(f"{args.name}.replay.onnx"))}
     report = {
         "command": "python export/train_v3.py" + (" --force" if args.force else "")
