@@ -8,6 +8,21 @@ from nsynth_live.models.configs import config_from_dict
 from nsynth_live.constants import NSYNTH_NOTE_SAMPLES, NSYNTH_SAMPLE_RATE, NSYNTH_VELOCITIES
 
 
+def _check_sizes(config, positive: tuple[str, ...]) -> None:
+    """What both SING configs require: the named sizes > 0 and at least two increasing velocity rows.
+
+    Raises
+    ------
+    ValueError
+        Naming the config class and the field.
+    """
+    for name in positive:
+        if getattr(config, name) <= 0:
+            raise ValueError(f"{type(config).__name__}.{name} must be > 0, got {getattr(config, name)}")
+    if list(config.velocities) != sorted(set(config.velocities)) or len(config.velocities) < 2:
+        raise ValueError(f"velocities must be >= 2 increasing values, got {config.velocities}")
+
+
 @dataclass(frozen=True)
 class SingConfig:
     """Sizes of SING's encoder, decoder and sequence generator (SING section 3, Table 1).
@@ -68,9 +83,7 @@ class SingConfig:
                     "conv_channels", "decoder_kernel_frames", "lstm_hidden", "lstm_layers",
                     "instrument_dims", "pitch_dims", "velocity_dims", "time_dims", "num_instruments",
                     "num_pitches")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"SingConfig.{name} must be > 0, got {getattr(self, name)}")
+        _check_sizes(self, positive)
         if self.window_length_samples != 4 * self.hop_length_samples:
             raise ValueError(
                 f"window_length_samples ({self.window_length_samples}) must be 4 x hop_length_samples "
@@ -80,8 +93,6 @@ class SingConfig:
             raise ValueError(f"decoder_kernel_frames must be odd, got {self.decoder_kernel_frames}")
         if self.pad_samples % self.hop_length_samples:
             raise ValueError(f"pad_samples ({self.pad_samples}) must be a multiple of the hop")
-        if list(self.velocities) != sorted(set(self.velocities)) or len(self.velocities) < 2:
-            raise ValueError(f"velocities must be >= 2 increasing values, got {self.velocities}")
 
     # Derived lengths (SING section 3; docs/model.md "SING: lengths").
     @property
@@ -196,13 +207,9 @@ class SingHarmonicConfig:
         positive = ("sample_rate", "hop_length_samples", "note_samples", "lstm_hidden", "lstm_layers",
                     "instrument_dims", "pitch_dims", "velocity_dims", "time_dims", "num_instruments",
                     "num_pitches", "n_harmonics", "n_noise_bands", "noise_table_samples")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"SingHarmonicConfig.{name} must be > 0, got {getattr(self, name)}")
+        _check_sizes(self, positive)
         if self.architecture != "harmonic":
             raise ValueError(f"SingHarmonicConfig.architecture must be 'harmonic', got {self.architecture!r}")
-        if list(self.velocities) != sorted(set(self.velocities)) or len(self.velocities) < 2:
-            raise ValueError(f"velocities must be >= 2 increasing values, got {self.velocities}")
         if self.noise_table_samples % self.hop_length_samples:
             raise ValueError(f"noise_table_samples ({self.noise_table_samples}) must be a multiple of the hop "
                              f"({self.hop_length_samples})")
