@@ -87,8 +87,8 @@ def harmonic_amplitudes(amplitude: torch.Tensor, distribution_logits: torch.Tens
 
 
 def noise_band_edges_hz(n_bands: int, *, sample_rate: int, lowest_edge_hz: float = 40.0) -> np.ndarray:
-    """Edges of the noise bands: 0, then ``n_bands`` log-spaced edges from ``lowest_edge_hz`` to
-    Nyquist (the first band is everything below ``lowest_edge_hz`` to it's next edge).
+    """Edges of the noise bands: a log-spaced grid of ``n_bands + 1`` points from ``lowest_edge_hz`` to
+    Nyquist whose first point is replaced by 0 (the first band reaches down to DC).
 
     Returns
     -------
